@@ -1,0 +1,60 @@
+"""Durable sessions, messages and graph checkpoints for obsku agents, on SQLite or any SQLAlchemy database.
+
+The async store is here; its blocking twin, with the same names, is in
+``obsku_checkpoint_sqlite.sync``.
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    CheckpointCorruptionError,
+    CheckpointNotFoundError,
+    CheckpointStoreError,
+    CheckpointVersionConflictError,
+    DatabaseUnavailableError,
+    DriverNotInstalledError,
+    SchemaError,
+    SessionNotFoundError,
+)
+from .schemas import (
+    UNSET,
+    Checkpoint,
+    CheckpointNodeResult,
+    CheckpointRef,
+    CycleState,
+    Session,
+    SessionPage,
+    SessionState,
+    SessionSummary,
+    StoredMessage,
+    StoredToolResult,
+    SummaryPage,
+    ToolCall,
+)
+from .store import SqlAlchemyCheckpointStore, SqliteCheckpointStore
+
+__all__ = [
+    "UNSET",
+    "Checkpoint",
+    "CheckpointCorruptionError",
+    "CheckpointNodeResult",
+    "CheckpointNotFoundError",
+    "CheckpointRef",
+    "CheckpointStoreError",
+    "CheckpointVersionConflictError",
+    "CycleState",
+    "DatabaseUnavailableError",
+    "DriverNotInstalledError",
+    "SchemaError",
+    "Session",
+    "SessionNotFoundError",
+    "SessionPage",
+    "SessionState",
+    "SessionSummary",
+    "SqlAlchemyCheckpointStore",
+    "SqliteCheckpointStore",
+    "StoredMessage",
+    "StoredToolResult",
+    "SummaryPage",
+    "ToolCall",
+]

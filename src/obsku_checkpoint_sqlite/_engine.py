@@ -1,0 +1,374 @@
+"""Engines and runners: where a database operation meets a connection and a transaction.
+
+An operation is a plain function ``op(conn, *args)`` over a synchronous SQLAlchemy
+``Connection``. A runner opens a connection, begins a transaction, calls the operation,
+commits, and on failure rolls back, retries what is safe to retry and translates
+SQLAlchemy's errors into the store's. The sync store uses ``SyncRunner``; the async
+store uses ``ThreadRunner`` on SQLite (one thread hop per operation, not one per
+statement as aiosqlite would take) and ``AsyncEngineRunner`` on an ``AsyncEngine``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
+from sqlalchemy.exc import DBAPIError, NoSuchModuleError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from .errors import CheckpointStoreError, DatabaseUnavailableError, DriverNotInstalledError
+
+T = TypeVar("T")
+Operation = Callable[..., T]
+
+DEFAULT_URL = "sqlite:///./checkpoints.db"
+URL_ENVIRONMENT_VARIABLE = "OBSKU_CHECKPOINT_URL"
+
+# Plain URLs name a backend; these are the drivers used for each face.
+_SYNC_DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
+_ASYNC_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "psycopg", "mysql": "aiomysql", "mariadb": "aiomysql"}
+_EXTRAS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+_WRITE_OPTION = "obsku_write"
+_RETRY_DEADLINE_S = 30.0
+
+
+def normalize_url(url: str | URL, *, for_async: bool) -> URL:
+    """Give a plain URL (``postgresql://``, ``mariadb://``...) the driver for the face using it.
+
+    A URL that names a driver explicitly is returned as given.
+    """
+    parsed = make_url(url)
+    backend = "postgresql" if parsed.drivername == "postgres" else parsed.drivername
+    drivers = _ASYNC_DRIVERS if for_async else _SYNC_DRIVERS
+    if "+" not in backend and backend in drivers:
+        parsed = parsed.set(drivername=f"{backend}+{drivers[backend]}")
+    if parsed.get_backend_name() in ("mysql", "mariadb") and "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return parsed
+
+
+def sqlite_url(path: str | os.PathLike[str]) -> URL:
+    """The URL of a SQLite database file, or of a private in-memory one for ``":memory:"``."""
+    text = os.fspath(path)
+    return make_url("sqlite://" if text in ("", ":memory:") else f"sqlite:///{text}")
+
+
+def is_memory_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def create_sync_engine(url: str | URL, **options: Any) -> Engine:
+    """A synchronous engine configured for the store (SQLite pragmas, pre-ping on servers)."""
+    parsed = normalize_url(url, for_async=False)
+    if parsed.get_backend_name() == "sqlite":
+        if is_memory_sqlite(parsed):
+            # One connection, shared: a second one would see a different, empty database.
+            options.setdefault("poolclass", StaticPool)
+        else:
+            _create_private_file(parsed.database or "")
+        options.setdefault("connect_args", {}).setdefault("check_same_thread", False)
+    else:
+        options.setdefault("pool_pre_ping", True)
+    engine = _build(create_engine, parsed, options)
+    configure_engine(engine)
+    return engine
+
+
+def create_async_store_engine(url: str | URL, **options: Any) -> AsyncEngine:
+    """An asyncio engine for a server database (or an explicit ``sqlite+aiosqlite`` URL)."""
+    parsed = normalize_url(url, for_async=True)
+    if parsed.get_backend_name() == "sqlite":
+        if is_memory_sqlite(parsed):
+            options.setdefault("poolclass", StaticPool)
+        else:
+            _create_private_file(parsed.database or "")
+    else:
+        options.setdefault("pool_pre_ping", True)
+    engine = _build(create_async_engine, parsed, options)
+    configure_engine(engine.sync_engine)
+    return engine
+
+
+def configure_engine(engine: Engine) -> None:
+    """Install the SQLite connection set-up and transaction control on ``engine``, once.
+
+    Applied to engines the caller built too: foreign keys are off in SQLite unless
+    every connection turns them on, and the cascades depend on them.
+    """
+    if engine.dialect.name != "sqlite" or event.contains(engine, "connect", _on_sqlite_connect):
+        return
+    event.listen(engine, "connect", _on_sqlite_connect)
+    event.listen(engine, "begin", _on_sqlite_begin)
+    # Connections made before the listener was installed missed the pragmas.
+    engine.pool.dispose()
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The driver must not issue its own BEGIN: _on_sqlite_begin chooses the kind.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode")
+        journal_mode = cursor.fetchone()[0]
+        if journal_mode != "memory":
+            cursor.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode NORMAL loses no committed write when a process dies;
+            # only a power failure can take back the last transactions.
+            cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def _on_sqlite_begin(conn: Connection) -> None:
+    # A writer takes the write lock up front, so the busy timeout applies to it;
+    # a deferred transaction that later upgrades can fail at once with SQLITE_BUSY.
+    immediate = conn.get_execution_options().get(_WRITE_OPTION, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _build(factory: Callable[..., T], url: URL, options: dict[str, Any]) -> T:
+    try:
+        return factory(url, **options)
+    except (ModuleNotFoundError, NoSuchModuleError) as exc:
+        extra = _EXTRAS.get(url.get_backend_name())
+        hint = f'pip install "obsku-checkpoint-sqlite[{extra}]"' if extra else "install its driver"
+        raise DriverNotInstalledError(
+            f"The database URL needs the driver {url.drivername!r}, which is not installed: {hint}"
+        ) from exc
+
+
+def _create_private_file(database: str) -> None:
+    # Checkpoints hold tool outputs and secrets: a new file is readable by its owner only.
+    # SQLite gives its -wal and -shm files the mode of the database file.
+    if database.startswith("file:") or database == "":
+        return
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
+class SyncRunner:
+    """Runs operations on a synchronous engine, one transaction each.
+
+    Before the first operation it brings the schema to head (or, with
+    ``auto_migrate=False``, checks that it is there).
+    """
+
+    def __init__(self, engine: Engine, *, owns_engine: bool, auto_migrate: bool = True) -> None:
+        self.engine = engine
+        self.dialect_name = engine.dialect.name
+        self._owns_engine = owns_engine
+        self._auto_migrate = auto_migrate
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+        # A StaticPool hands the same connection to every thread: take turns.
+        self._turns = threading.Lock() if isinstance(engine.pool, StaticPool) else None
+
+    def run(self, operation: Operation[T], *args: Any, write: bool) -> T:
+        if not self._schema_ready:
+            self._prepare_schema()
+        return self._run_with_retry(operation, args, write)
+
+    def close(self) -> None:
+        if self._owns_engine:
+            self.engine.dispose()
+
+    def _prepare_schema(self) -> None:
+        from . import migrate  # Alembic loads only when a store first touches its database.
+
+        with self._schema_lock:
+            if not self._schema_ready:
+                step = migrate.ensure_schema if self._auto_migrate else migrate.require_head
+                self._run_with_retry(step, (), True)
+                self._schema_ready = True
+
+    def _run_with_retry(self, operation: Operation[T], args: tuple[Any, ...], write: bool) -> T:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                if self._turns is None:
+                    return self._run_once(operation, args, write)
+                with self._turns:
+                    return self._run_once(operation, args, write)
+            except DBAPIError as exc:
+                attempt += 1
+                delay = retry_delay(exc, self.dialect_name, attempt, started, write=write)
+                if delay is None:
+                    raise translate(exc) from exc
+                time.sleep(delay)
+
+    def _run_once(self, operation: Operation[T], args: tuple[Any, ...], write: bool) -> T:
+        with self.engine.connect() as conn:
+            if write:
+                conn.execution_options(**{_WRITE_OPTION: True})
+            with conn.begin():
+                return operation(conn, *args)
+
+
+class ThreadRunner:
+    """The async face of a ``SyncRunner``: one worker-thread hop per operation."""
+
+    def __init__(self, runner: SyncRunner) -> None:
+        self.sync_runner = runner
+        self.dialect_name = runner.dialect_name
+
+    async def run(self, operation: Operation[T], *args: Any, write: bool) -> T:
+        return await asyncio.to_thread(self.sync_runner.run, operation, *args, write=write)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.sync_runner.close)
+
+
+class AsyncEngineRunner:
+    """Runs operations on an ``AsyncEngine`` through ``AsyncConnection.run_sync``."""
+
+    def __init__(self, engine: AsyncEngine, *, owns_engine: bool, auto_migrate: bool = True) -> None:
+        self.engine = engine
+        self.dialect_name = engine.dialect.name
+        self._owns_engine = owns_engine
+        self._auto_migrate = auto_migrate
+        self._schema_ready = False
+        self._schema_lock = asyncio.Lock()
+        self._turns = asyncio.Lock() if isinstance(engine.sync_engine.pool, StaticPool) else None
+
+    async def run(self, operation: Operation[T], *args: Any, write: bool) -> T:
+        if not self._schema_ready:
+            await self._prepare_schema()
+        return await self._run_with_retry(operation, args, write)
+
+    async def close(self) -> None:
+        if self._owns_engine:
+            await self.engine.dispose()
+
+    async def _prepare_schema(self) -> None:
+        from . import migrate
+
+        async with self._schema_lock:
+            if not self._schema_ready:
+                step = migrate.ensure_schema if self._auto_migrate else migrate.require_head
+                await self._run_with_retry(step, (), True)
+                self._schema_ready = True
+
+    async def _run_with_retry(self, operation: Operation[T], args: tuple[Any, ...], write: bool) -> T:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                if self._turns is None:
+                    return await self._run_once(operation, args, write)
+                async with self._turns:
+                    return await self._run_once(operation, args, write)
+            except DBAPIError as exc:
+                attempt += 1
+                delay = retry_delay(exc, self.dialect_name, attempt, started, write=write)
+                if delay is None:
+                    raise translate(exc) from exc
+                await asyncio.sleep(delay)
+
+    async def _run_once(self, operation: Operation[T], args: tuple[Any, ...], write: bool) -> T:
+        async with self.engine.connect() as conn:
+            if write:
+                await conn.execution_options(**{_WRITE_OPTION: True})
+            async with conn.begin():
+                return await conn.run_sync(operation, *args)
+
+
+AsyncRunner = ThreadRunner | AsyncEngineRunner
+
+
+def open_sync_runner(target: str | URL | Engine, *, auto_migrate: bool, **options: Any) -> SyncRunner:
+    """The runner for the sync store: ``target`` is a URL or a caller-owned ``Engine``."""
+    if isinstance(target, AsyncEngine):
+        raise TypeError(
+            "The sync store needs a synchronous Engine; pass this AsyncEngine to "
+            "obsku_checkpoint_sqlite.SqlAlchemyCheckpointStore instead"
+        )
+    if isinstance(target, Engine):
+        configure_engine(target)
+        return SyncRunner(target, owns_engine=False, auto_migrate=auto_migrate)
+    return SyncRunner(create_sync_engine(target, **options), owns_engine=True, auto_migrate=auto_migrate)
+
+
+def open_async_runner(target: str | URL | AsyncEngine, *, auto_migrate: bool, **options: Any) -> AsyncRunner:
+    """The runner for the async store: ``target`` is a URL or a caller-owned ``AsyncEngine``.
+
+    A SQLite URL without an explicit async driver runs on the sync driver in worker
+    threads: one thread hop per operation instead of aiosqlite's one per statement.
+    """
+    if isinstance(target, Engine):
+        raise TypeError(
+            "The async store needs an AsyncEngine; pass this Engine to "
+            "obsku_checkpoint_sqlite.sync.SqlAlchemyCheckpointStore instead"
+        )
+    if isinstance(target, AsyncEngine):
+        configure_engine(target.sync_engine)
+        return AsyncEngineRunner(target, owns_engine=False, auto_migrate=auto_migrate)
+    if make_url(target).drivername in ("sqlite", "sqlite+pysqlite"):
+        return ThreadRunner(open_sync_runner(target, auto_migrate=auto_migrate, **options))
+    engine = create_async_store_engine(target, **options)
+    return AsyncEngineRunner(engine, owns_engine=True, auto_migrate=auto_migrate)
+
+
+# MariaDB: deadlock, lock wait timeout. PostgreSQL: serialization failure, deadlock.
+_MYSQL_RETRY_CODES = {1213, 1205}
+_POSTGRES_RETRY_STATES = {"40001", "40P01"}
+
+
+def retry_delay(exc: DBAPIError, dialect_name: str, attempt: int, started: float, *, write: bool) -> float | None:
+    """How long to wait before retrying after ``exc``, or None to give up.
+
+    Lock contention is retried: the transaction was rolled back, so running it again
+    is safe. A lost connection is retried for reads only: a write whose commit was
+    lost in transit may have happened, and running it twice would duplicate it.
+    """
+    if time.monotonic() - started > _RETRY_DEADLINE_S:
+        return None
+    if exc.connection_invalidated:
+        return 0.0 if (not write and attempt <= 1) else None
+    if not _is_contention(exc, dialect_name):
+        return None
+    # Full jitter keeps competing writers from retrying in lockstep.
+    return random.uniform(0, min(0.5, 0.005 * 2**attempt))
+
+
+def _is_contention(exc: DBAPIError, dialect_name: str) -> bool:
+    original = exc.orig
+    if dialect_name == "sqlite":
+        message = str(original).lower()
+        return "database is locked" in message or "database is busy" in message
+    if dialect_name in ("mysql", "mariadb"):
+        code = original.args[0] if original is not None and original.args else None
+        return code in _MYSQL_RETRY_CODES
+    if dialect_name == "postgresql":
+        state = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+        return state in _POSTGRES_RETRY_STATES
+    return False
+
+
+def translate(exc: DBAPIError) -> CheckpointStoreError:
+    """The store's error for a SQLAlchemy/DBAPI error that was not retried."""
+    if exc.connection_invalidated:
+        return DatabaseUnavailableError(f"Lost the connection to the database: {exc.orig}")
+    if isinstance(exc.orig, OSError) or _looks_unreachable(exc):
+        return DatabaseUnavailableError(f"Cannot reach the database: {exc.orig}")
+    return CheckpointStoreError(f"Database error: {exc.orig}")
+
+
+def _looks_unreachable(exc: DBAPIError) -> bool:
+    message = str(exc.orig).lower()
+    return any(
+        phrase in message
+        for phrase in ("connection refused", "can't connect", "could not connect", "unable to open database")
+    )

@@ -1,0 +1,573 @@
+"""Every database operation, written once over a synchronous SQLAlchemy ``Connection``.
+
+Both faces run these: the sync store through ``SyncRunner``, the async store in a
+worker thread or through ``AsyncConnection.run_sync``. Each call runs inside the
+runner's transaction, so an operation is atomic however many statements it takes.
+
+Hot statements are built once at import: SQLAlchemy then only looks up the compiled
+form. Rows become DTOs here, so the store facade above stays a thin layer.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+
+from . import serializer
+from .errors import (
+    CheckpointCorruptionError,
+    CheckpointNotFoundError,
+    CheckpointVersionConflictError,
+    SessionNotFoundError,
+)
+from .models import CheckpointRecord, MessageRecord, SessionRecord
+from .schemas import (
+    Checkpoint,
+    NewCheckpoint,
+    NewMessage,
+    NewSession,
+    Session,
+    SessionPage,
+    StoredMessage,
+)
+
+M = TypeVar("M", bound=BaseModel)
+AnyRow = Any  # a sqlalchemy Row of the columns selected below
+
+sessions: Table = SessionRecord.__table__  # type: ignore[assignment]
+messages: Table = MessageRecord.__table__  # type: ignore[assignment]
+checkpoints: Table = CheckpointRecord.__table__  # type: ignore[assignment]
+
+
+def now_ms() -> int:
+    """Milliseconds since the Unix epoch, the unit of every timestamp in the schema."""
+    return time.time_ns() // 1_000_000
+
+
+def _param(name: str, table: Table, column: str) -> Any:
+    # Typed, so PostgreSQL drivers can cast parameters that stand in a SELECT list.
+    return bindparam(name, type_=table.c[column].type)
+
+
+# --- sessions ---------------------------------------------------------------------------
+
+_SESSION_COLUMNS = (
+    sessions.c.id, sessions.c.directory, sessions.c.created_at, sessions.c.updated_at,
+    sessions.c.title, sessions.c.workspace_id, sessions.c.metadata,
+    sessions.c.forked_from_session_id, sessions.c.forked_from_checkpoint_id,
+)  # fmt: skip
+_GET_SESSION = select(*_SESSION_COLUMNS).where(sessions.c.id == bindparam("session_id"))
+_SESSION_EXISTS = select(sessions.c.id).where(sessions.c.id == bindparam("session_id"))
+# FOR UPDATE serializes a session's writers on PostgreSQL and MariaDB; SQLite omits it
+# and relies on BEGIN IMMEDIATE, which already serializes every writer.
+_LOCK_SESSION = _SESSION_EXISTS.with_for_update()
+_TOUCH_SESSION = (
+    update(sessions)
+    .where(sessions.c.id == bindparam("session_id"))
+    .values(updated_at=bindparam("now", type_=sessions.c.updated_at.type))
+)
+
+
+def create_session(conn: Connection, new: NewSession) -> Session:
+    now = now_ms()
+    row: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "directory": new.directory,
+        "title": new.title,
+        "workspace_id": new.workspace_id,
+        "metadata": _encode_optional(new.metadata, "metadata"),
+        "created_at": now,
+        "updated_at": now,
+    }
+    reject_unstorable_text(conn, {key: row[key] for key in ("directory", "title", "workspace_id")})
+    conn.execute(insert(sessions), row)
+    return Session(**{**row, "metadata": new.metadata})
+
+
+def get_session(conn: Connection, session_id: str) -> Session | None:
+    row = conn.execute(_GET_SESSION, {"session_id": session_id}).one_or_none()
+    return None if row is None else _session_from_row(row)
+
+
+def require_session(conn: Connection, session_id: str, *, lock: bool = False) -> None:
+    """Raise ``SessionNotFoundError`` unless the session exists; with ``lock``, lock its row."""
+    statement = _LOCK_SESSION if lock else _SESSION_EXISTS
+    if conn.execute(statement, {"session_id": session_id}).first() is None:
+        raise SessionNotFoundError(session_id)
+
+
+def update_session(conn: Connection, session_id: str, changes: Mapping[str, Any]) -> Session:
+    values = dict(changes)
+    reject_unstorable_text(conn, {k: v for k, v in values.items() if k != "metadata"})
+    if "metadata" in values:
+        values["metadata"] = _encode_optional(values["metadata"], "metadata")
+    values["updated_at"] = now_ms()
+    result = conn.execute(update(sessions).where(sessions.c.id == session_id).values(values))
+    if result.rowcount == 0:
+        raise SessionNotFoundError(session_id)
+    session = get_session(conn, session_id)
+    assert session is not None
+    return session
+
+
+def delete_session(conn: Connection, session_id: str) -> None:
+    # Explicit deletes, not only the cascade: a database adopted from elsewhere may
+    # have been built without enforced foreign keys.
+    for table in (messages, checkpoints):
+        conn.execute(delete(table).where(table.c.session_id == session_id))
+    conn.execute(delete(sessions).where(sessions.c.id == session_id))
+
+
+def list_sessions(
+    conn: Connection,
+    workspace_id: str | None,
+    limit: int | None,
+    cursor: str | None,
+    search: str | None,
+) -> SessionPage:
+    query = select(*_SESSION_COLUMNS)
+    if workspace_id is not None:
+        query = query.where(sessions.c.workspace_id == workspace_id)
+    if search:
+        pattern = "%" + _escape_like(search) + "%"
+        query = query.where(
+            or_(
+                *(
+                    column.ilike(pattern, escape="\\")
+                    for column in (sessions.c.title, sessions.c.directory, sessions.c.id)
+                )
+            )
+        )
+    if cursor is not None:
+        updated_at, after_id = decode_cursor(cursor)
+        query = query.where(
+            tuple_(sessions.c.updated_at, sessions.c.id) < tuple_(literal(updated_at), literal(after_id))
+        )
+    query = query.order_by(sessions.c.updated_at.desc(), sessions.c.id.desc())
+    if limit is not None:
+        query = query.limit(limit + 1)
+    rows = conn.execute(query).all()
+    next_cursor = None
+    if limit is not None and len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].updated_at, rows[-1].id)
+    return SessionPage([_session_from_row(row) for row in rows], next_cursor=next_cursor)
+
+
+def encode_cursor(updated_at: int, session_id: str) -> str:
+    """An opaque page cursor: the (updated_at, id) of the last session on the page."""
+    raw = json.dumps([updated_at, session_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        updated_at, session_id = json.loads(raw)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise ValueError(f"cursor: not a cursor this store returned ({cursor!r})") from exc
+    if type(updated_at) is not int or not isinstance(session_id, str):
+        raise ValueError(f"cursor: not a cursor this store returned ({cursor!r})")
+    return updated_at, session_id
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _session_from_row(row: AnyRow) -> Session:
+    location = f"sessions row {row.id!r}, column metadata"
+    metadata = None if row.metadata is None else serializer.loads(row.metadata, location=location)
+    return _validated(
+        Session,
+        {
+            "id": row.id, "directory": row.directory, "created_at": row.created_at,
+            "updated_at": row.updated_at, "title": row.title, "workspace_id": row.workspace_id,
+            "metadata": metadata, "forked_from_session_id": row.forked_from_session_id,
+            "forked_from_checkpoint_id": row.forked_from_checkpoint_id,
+        },
+        location=location,
+        raw=row.metadata,
+    )  # fmt: skip
+
+
+# --- messages ---------------------------------------------------------------------------
+
+_MESSAGE_COLUMNS = (
+    messages.c.id, messages.c.session_id, messages.c.role, messages.c.content,
+    messages.c.tool_calls, messages.c.tool_results, messages.c.tokens_in,
+    messages.c.tokens_out, messages.c.created_at,
+)  # fmt: skip
+_INSERT_MESSAGE = insert(messages)
+
+
+@functools.cache
+def _messages_query(before: bool, limit: bool) -> Select[Any]:
+    query = select(*_MESSAGE_COLUMNS).where(messages.c.session_id == bindparam("session_id"))
+    if before:
+        query = query.where(messages.c.created_at < bindparam("before", type_=messages.c.created_at.type))
+    if not limit:
+        return query.order_by(messages.c.id)
+    # Newest first to take the last `limit`; the caller restores insertion order.
+    return query.order_by(messages.c.id.desc()).limit(bindparam("limit", type_=Integer))
+
+
+def add_message(conn: Connection, new: NewMessage) -> StoredMessage:
+    now = now_ms()
+    row = {
+        "session_id": new.session_id,
+        "role": new.role,
+        "content": new.content,
+        "tool_calls": _encode_models(new.tool_calls, "tool_calls"),
+        "tool_results": _encode_models(new.tool_results, "tool_results"),
+        "tokens_in": new.tokens_in,
+        "tokens_out": new.tokens_out,
+        "created_at": now,
+    }
+    reject_unstorable_text(conn, {"content": new.content})
+    # The UPDATE both bumps updated_at and proves (and on servers locks) the session.
+    if conn.execute(_TOUCH_SESSION, {"session_id": new.session_id, "now": now}).rowcount == 0:
+        raise SessionNotFoundError(new.session_id)
+    message_id = conn.execute(_INSERT_MESSAGE, row).inserted_primary_key[0]  # type: ignore[index]
+    return StoredMessage.model_construct(
+        id=message_id, session_id=new.session_id, role=new.role, content=new.content,
+        tool_calls=new.tool_calls, tool_results=new.tool_results, tokens_in=new.tokens_in,
+        tokens_out=new.tokens_out, created_at=now,
+    )  # fmt: skip
+
+
+def get_messages(conn: Connection, session_id: str, before: int | None, limit: int | None) -> list[StoredMessage]:
+    if limit == 0:
+        require_session(conn, session_id)
+        return []
+    params: dict[str, Any] = {"session_id": session_id, "before": before, "limit": limit}
+    rows = list(conn.execute(_messages_query(before is not None, limit is not None), params))
+    if not rows:
+        require_session(conn, session_id)
+    if limit is not None:
+        rows.reverse()
+    return [_message_from_row(row) for row in rows]
+
+
+def _message_from_row(row: AnyRow) -> StoredMessage:
+    location = f"messages row {row.id}"
+    tool_calls = (
+        None if row.tool_calls is None else serializer.loads(row.tool_calls, location=f"{location}, column tool_calls")
+    )
+    tool_results = (
+        None
+        if row.tool_results is None
+        else serializer.loads(row.tool_results, location=f"{location}, column tool_results")
+    )
+    return _validated(
+        StoredMessage,
+        {
+            "id": row.id, "session_id": row.session_id, "role": row.role, "content": row.content,
+            "tool_calls": tool_calls, "tool_results": tool_results, "tokens_in": row.tokens_in,
+            "tokens_out": row.tokens_out, "created_at": row.created_at,
+        },
+        location=location,
+        raw=f"tool_calls={row.tool_calls} tool_results={row.tool_results}",
+    )  # fmt: skip
+
+
+# --- checkpoints ------------------------------------------------------------------------
+
+_CHECKPOINT_COLUMNS = (
+    checkpoints.c.id, checkpoints.c.session_id, checkpoints.c.namespace, checkpoints.c.parent_id,
+    checkpoints.c.version, checkpoints.c.step, checkpoints.c.node_id, checkpoints.c.node_results,
+    checkpoints.c.pending_nodes, checkpoints.c.cycle_state, checkpoints.c.source,
+    checkpoints.c.created_at,
+)  # fmt: skip
+_GET_CHECKPOINT = select(*_CHECKPOINT_COLUMNS).where(checkpoints.c.id == bindparam("checkpoint_id"))
+_VERSION_EXISTS = select(checkpoints.c.id).where(
+    checkpoints.c.session_id == bindparam("session_id"),
+    checkpoints.c.namespace == bindparam("namespace"),
+    checkpoints.c.version == bindparam("version"),
+)
+
+
+def _newest_message_id(session_id: Any) -> Any:
+    return (
+        select(func.coalesce(func.max(messages.c.id), 0)).where(messages.c.session_id == session_id).scalar_subquery()
+    )
+
+
+def _build_insert_checkpoint() -> Any:
+    # One INSERT ... SELECT assigns the version: the next after the highest in the
+    # (session, namespace), unless the caller gave one. It runs with the session
+    # locked (servers) or the database write-locked (SQLite), so no two writers
+    # read the same maximum.
+    existing = checkpoints.alias("existing")
+    session_id = _param("session_id", checkpoints, "session_id")
+    namespace = _param("namespace", checkpoints, "namespace")
+    version = func.coalesce(bindparam("version", type_=Integer), func.coalesce(func.max(existing.c.version), 0) + 1)
+    values = {
+        "id": _param("id", checkpoints, "id"),
+        "session_id": session_id,
+        "namespace": namespace,
+        "parent_id": _param("parent_id", checkpoints, "parent_id"),
+        "version": version,
+        "step": _param("step", checkpoints, "step"),
+        "node_id": _param("node_id", checkpoints, "node_id"),
+        "node_results": _param("node_results", checkpoints, "node_results"),
+        "pending_nodes": _param("pending_nodes", checkpoints, "pending_nodes"),
+        "cycle_state": _param("cycle_state", checkpoints, "cycle_state"),
+        "source": _param("source", checkpoints, "source"),
+        "created_at": _param("created_at", checkpoints, "created_at"),
+        "last_message_id": _newest_message_id(session_id),
+    }
+    source = select(*values.values()).where(existing.c.session_id == session_id, existing.c.namespace == namespace)
+    return insert(checkpoints).from_select(list(values), source)
+
+
+_INSERT_CHECKPOINT = _build_insert_checkpoint()
+_INSERT_CHECKPOINT_RETURNING = _INSERT_CHECKPOINT.returning(checkpoints.c.version)
+_VERSION_OF = select(checkpoints.c.version).where(checkpoints.c.id == bindparam("checkpoint_id"))
+
+
+def save_checkpoint(conn: Connection, new: NewCheckpoint) -> Checkpoint:
+    checkpoint_id = str(uuid.uuid4())
+    now = now_ms()
+    params = {
+        "id": checkpoint_id,
+        "session_id": new.session_id,
+        "namespace": new.namespace,
+        "parent_id": new.parent_id,
+        "version": new.version,
+        "step": new.step,
+        "node_id": new.node_id,
+        "node_results": serializer.dumps(_dump_mapping(new.node_results), field="node_results"),
+        "pending_nodes": serializer.dumps(new.pending_nodes, field="pending_nodes"),
+        "cycle_state": _encode_models(new.cycle_state, "cycle_state"),
+        "source": new.source,
+        "created_at": now,
+    }
+    reject_unstorable_text(conn, {"namespace": new.namespace, "node_id": new.node_id, "parent_id": new.parent_id})
+    require_session(conn, new.session_id, lock=True)
+    if new.version is not None and conn.execute(_VERSION_EXISTS, params).first() is not None:
+        raise CheckpointVersionConflictError(new.session_id, new.namespace, new.version)
+    if conn.dialect.insert_returning:
+        version = conn.execute(_INSERT_CHECKPOINT_RETURNING, params).scalar_one()
+    else:
+        conn.execute(_INSERT_CHECKPOINT, params)
+        version = conn.execute(_VERSION_OF, {"checkpoint_id": checkpoint_id}).scalar_one()
+    return Checkpoint.model_construct(
+        id=checkpoint_id, session_id=new.session_id, namespace=new.namespace, version=version,
+        step=new.step, node_results=new.node_results, pending_nodes=new.pending_nodes,
+        source=new.source, parent_id=new.parent_id, node_id=new.node_id,
+        cycle_state=new.cycle_state, created_at=now,
+    )  # fmt: skip
+
+
+def get_checkpoint(conn: Connection, checkpoint_id: str) -> Checkpoint | None:
+    row = conn.execute(_GET_CHECKPOINT, {"checkpoint_id": checkpoint_id}).one_or_none()
+    return None if row is None else _checkpoint_from_row(row)
+
+
+@functools.cache
+def _checkpoints_query(namespace: bool, limit: bool) -> Select[Any]:
+    query = select(*_CHECKPOINT_COLUMNS).where(checkpoints.c.session_id == bindparam("session_id"))
+    order = [checkpoints.c.step.desc(), checkpoints.c.created_at.desc(), checkpoints.c.version.desc()]
+    if namespace:
+        query = query.where(checkpoints.c.namespace == bindparam("namespace"))
+    else:
+        order.append(checkpoints.c.id.desc())
+    query = query.order_by(*order)
+    return query.limit(bindparam("limit", type_=Integer)) if limit else query
+
+
+def get_latest_checkpoint(conn: Connection, session_id: str, namespace: str | None) -> Checkpoint | None:
+    params = {"session_id": session_id, "namespace": namespace, "limit": 1}
+    row = conn.execute(_checkpoints_query(namespace is not None, True), params).first()
+    return None if row is None else _checkpoint_from_row(row)
+
+
+def list_checkpoints(conn: Connection, session_id: str, namespace: str | None, limit: int | None) -> list[Checkpoint]:
+    if limit == 0:
+        require_session(conn, session_id)
+        return []
+    params = {"session_id": session_id, "namespace": namespace, "limit": limit}
+    rows = conn.execute(_checkpoints_query(namespace is not None, limit is not None), params).all()
+    if not rows:
+        require_session(conn, session_id)
+    return [_checkpoint_from_row(row) for row in rows]
+
+
+def _checkpoint_from_row(row: AnyRow) -> Checkpoint:
+    location = f"checkpoints row {row.id!r}"
+
+    def load(column: str) -> Any:
+        text = getattr(row, column)
+        return None if text is None else serializer.loads(text, location=f"{location}, column {column}")
+
+    return _validated(
+        Checkpoint,
+        {
+            "id": row.id, "session_id": row.session_id, "namespace": row.namespace,
+            "version": row.version, "step": row.step, "node_results": load("node_results"),
+            "pending_nodes": load("pending_nodes") or [], "source": row.source,
+            "parent_id": row.parent_id, "node_id": row.node_id,
+            "cycle_state": load("cycle_state"), "created_at": row.created_at,
+        },
+        location=location,
+        raw=row.node_results,
+    )  # fmt: skip
+
+
+# --- fork -------------------------------------------------------------------------------
+
+_FORK_SOURCE = select(checkpoints.c.session_id, checkpoints.c.created_at, checkpoints.c.last_message_id).where(
+    checkpoints.c.id == bindparam("checkpoint_id")
+)
+_MESSAGE_COPY_COLUMNS = ("role", "content", "tool_calls", "tool_results", "tokens_in", "tokens_out", "created_at")
+
+
+def _build_copy_messages(by_watermark: bool) -> Any:
+    source_session = bindparam("source_session_id", type_=messages.c.session_id.type)
+    cutoff = (
+        messages.c.id <= bindparam("last_message_id", type_=messages.c.id.type)
+        if by_watermark
+        else messages.c.created_at <= bindparam("checkpoint_created_at", type_=messages.c.created_at.type)
+    )
+    copied = (
+        select(_param("session_id", messages, "session_id"), *(messages.c[name] for name in _MESSAGE_COPY_COLUMNS))
+        .where(messages.c.session_id == source_session, cutoff)
+        # Ids are assigned in this order, so the copy keeps the original's order.
+        .order_by(messages.c.id)
+    )
+    return insert(messages).from_select(["session_id", *_MESSAGE_COPY_COLUMNS], copied)
+
+
+_COPY_MESSAGES_BY_ID = _build_copy_messages(by_watermark=True)
+_COPY_MESSAGES_BY_TIME = _build_copy_messages(by_watermark=False)
+
+
+def _build_copy_checkpoint() -> Any:
+    new_session = _param("session_id", checkpoints, "session_id")
+    copied = {
+        "id": _param("id", checkpoints, "id"),
+        "session_id": new_session,
+        "namespace": checkpoints.c.namespace,
+        "parent_id": checkpoints.c.id,
+        "version": checkpoints.c.version,
+        "step": checkpoints.c.step,
+        "node_id": checkpoints.c.node_id,
+        "node_results": checkpoints.c.node_results,
+        "pending_nodes": checkpoints.c.pending_nodes,
+        "cycle_state": checkpoints.c.cycle_state,
+        "source": literal("fork", type_=checkpoints.c.source.type),
+        "created_at": _param("created_at", checkpoints, "created_at"),
+        "last_message_id": _newest_message_id(new_session),
+    }
+    source = select(*copied.values()).where(checkpoints.c.id == bindparam("checkpoint_id"))
+    return insert(checkpoints).from_select(list(copied), source)
+
+
+_COPY_CHECKPOINT = _build_copy_checkpoint()
+
+
+def fork(conn: Connection, checkpoint_id: str, title: str | None) -> Session:
+    """Copy a checkpoint and the history it saw into a new session.
+
+    A constant number of statements whatever the history's length: the INSERT ... SELECT
+    is the copy, and the runner's transaction makes the fork all or nothing.
+    """
+    reject_unstorable_text(conn, {"title": title})
+    origin = conn.execute(_FORK_SOURCE, {"checkpoint_id": checkpoint_id}).one_or_none()
+    if origin is None:
+        raise CheckpointNotFoundError(checkpoint_id)
+    source = conn.execute(_GET_SESSION, {"session_id": origin.session_id}).one()
+    now = now_ms()
+    new_session_id = str(uuid.uuid4())
+    conn.execute(
+        insert(sessions),
+        {
+            "id": new_session_id, "directory": source.directory, "workspace_id": source.workspace_id,
+            "title": title if title is not None else f"Fork of {source.title or checkpoint_id}",
+            # The stored JSON is copied as text: nothing is decoded and re-encoded.
+            "metadata": source.metadata, "created_at": now, "updated_at": now,
+            "forked_from_session_id": origin.session_id, "forked_from_checkpoint_id": checkpoint_id,
+        },
+    )  # fmt: skip
+    by_watermark = origin.last_message_id is not None
+    conn.execute(
+        _COPY_MESSAGES_BY_ID if by_watermark else _COPY_MESSAGES_BY_TIME,
+        {
+            "session_id": new_session_id, "source_session_id": origin.session_id,
+            "last_message_id": origin.last_message_id, "checkpoint_created_at": origin.created_at,
+        },
+    )  # fmt: skip
+    conn.execute(
+        _COPY_CHECKPOINT,
+        {"id": str(uuid.uuid4()), "session_id": new_session_id, "created_at": now, "checkpoint_id": checkpoint_id},
+    )
+    forked = get_session(conn, new_session_id)
+    assert forked is not None
+    return forked
+
+
+# --- encoding and decoding --------------------------------------------------------------
+
+
+def reject_unstorable_text(conn: Connection, fields: Mapping[str, str | None]) -> None:
+    """Refuse NUL characters where the database cannot store them (PostgreSQL text)."""
+    if conn.dialect.name != "postgresql":
+        return
+    for name, value in fields.items():
+        if value is not None and "\x00" in value:
+            raise ValueError(f"{name}: PostgreSQL cannot store the NUL character (\\x00) in text columns")
+
+
+def _dump_model(model: BaseModel) -> Any:
+    # The original's stored shape: camelCase keys, unset optional keys omitted.
+    return model.model_dump(by_alias=True, exclude_none=True)
+
+
+def _dump_mapping(models: Mapping[str, BaseModel]) -> dict[str, Any]:
+    return {key: _dump_model(model) for key, model in models.items()}
+
+
+def _encode_models(value: BaseModel | Sequence[BaseModel] | None, field: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, BaseModel):
+        return serializer.dumps(_dump_model(value), field=field)
+    return serializer.dumps([_dump_model(item) for item in value], field=field)
+
+
+def _encode_optional(value: Any, field: str) -> str | None:
+    return None if value is None else serializer.dumps(value, field=field)
+
+
+def _validated(model: type[M], data: dict[str, Any], *, location: str, raw: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise CheckpointCorruptionError(f"invalid shape ({problems})", str(raw), location=location) from None

@@ -1,0 +1,68 @@
+"""The errors the store raises. Catch ``CheckpointStoreError`` to catch them all.
+
+Invalid input is not in this tree: it raises pydantic's ``ValidationError`` or another
+``ValueError``/``TypeError`` before anything touches the database.
+"""
+
+from __future__ import annotations
+
+
+class CheckpointStoreError(Exception):
+    """The root of every error the store raises about the database or its contents."""
+
+
+class SessionNotFoundError(CheckpointStoreError, LookupError):
+    """No session has the given id."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"Session not found: {session_id}")
+        self.session_id = session_id
+
+
+class CheckpointNotFoundError(CheckpointStoreError, LookupError):
+    """No checkpoint has the given id."""
+
+    def __init__(self, checkpoint_id: str) -> None:
+        super().__init__(f"Checkpoint not found: {checkpoint_id}")
+        self.checkpoint_id = checkpoint_id
+
+
+class CheckpointVersionConflictError(CheckpointStoreError):
+    """An explicit checkpoint version already exists for its session and namespace."""
+
+    def __init__(self, session_id: str, namespace: str, version: int) -> None:
+        super().__init__(
+            f"Checkpoint version {version} already exists in session {session_id}, "
+            f"namespace {namespace!r}; pass version=None to let the store assign the next one"
+        )
+        self.session_id = session_id
+        self.namespace = namespace
+        self.version = version
+
+
+class CheckpointCorruptionError(CheckpointStoreError):
+    """Stored data cannot be decoded: malformed JSON, a malformed tag or an invalid shape."""
+
+    PREVIEW_LENGTH = 120
+
+    def __init__(self, reason: str, data: str | bytes, *, location: str | None = None) -> None:
+        if isinstance(data, bytes):
+            data = data.decode("utf-8", errors="replace")
+        preview = data if len(data) <= self.PREVIEW_LENGTH else data[: self.PREVIEW_LENGTH] + "..."
+        where = f" in {location}" if location else ""
+        super().__init__(f"Corrupt stored data{where}: {reason}; data: {preview!r}")
+        self.reason = reason
+        self.location = location
+        self.preview = preview
+
+
+class SchemaError(CheckpointStoreError):
+    """The database's schema is not one this package can use or upgrade."""
+
+
+class DatabaseUnavailableError(CheckpointStoreError):
+    """The database could not be reached, or the connection was lost mid-operation."""
+
+
+class DriverNotInstalledError(CheckpointStoreError, ImportError):
+    """The database URL needs a driver that is not installed."""

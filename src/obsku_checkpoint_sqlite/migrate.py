@@ -1,0 +1,209 @@
+"""Schema versioning: upgrade, adopt databases made by the original package, check drift.
+
+The migration scripts ship inside this package (``obsku_checkpoint_sqlite/migrations``),
+so stores and the command-line tool run them without an ``alembic.ini``.
+"""
+
+from __future__ import annotations
+
+import functools
+from argparse import Namespace
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.resources import files
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, inspect, text
+
+from .errors import SchemaError
+from .models import Base
+
+FIRST_REVISION = "0001"
+VERSION_TABLE = "alembic_version"
+
+# The original package's columns and whether each may be NULL. Adoption checks names
+# and nullability only: the original declares plain TEXT and INTEGER.
+ORIGINAL_COLUMNS: dict[str, dict[str, bool]] = {
+    "sessions": {
+        "id": False, "workspace_id": True, "title": True, "directory": False,
+        "created_at": False, "updated_at": False, "metadata": True,
+    },
+    "messages": {
+        "id": False, "session_id": False, "role": False, "content": True, "tool_calls": True,
+        "tool_results": True, "tokens_in": True, "tokens_out": True, "created_at": False,
+    },
+    "checkpoints": {
+        "id": False, "session_id": False, "namespace": False, "parent_id": True, "version": False,
+        "step": False, "node_id": True, "node_results": False, "pending_nodes": True,
+        "cycle_state": True, "source": True, "created_at": False,
+    },
+}  # fmt: skip
+
+
+def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:
+    """An Alembic ``Config`` for the packaged migrations, bound to a connection or a URL."""
+    config = Config(cmd_opts=Namespace(x=[f"url={url}"]) if url is not None else None)
+    config.set_main_option("script_location", str(files("obsku_checkpoint_sqlite") / "migrations"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+@functools.cache
+def script_directory() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head_revision() -> str:
+    head = script_directory().get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The revision the database is stamped with, or None if it has no version table."""
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def ensure_schema(conn: Connection) -> None:
+    """Bring the database on ``conn`` to the head revision, in the caller's transaction.
+
+    An empty database is built; an older revision is upgraded; a database made by the
+    original TypeScript package is checked, stamped at the first revision and upgraded,
+    its other tables left alone. Concurrent callers are serialized by a lock.
+
+    Raises:
+        SchemaError: a newer revision than this package knows, or tables that are not
+            this package's.
+    """
+    if _is_at_head(conn):
+        return
+    with _schema_lock(conn):
+        revision = current_revision(conn)
+        if revision == head_revision():
+            return
+        if revision is None:
+            _adopt_or_create(conn)
+        elif script_directory().get_revision(revision) is None:
+            raise SchemaError(_newer_revision_message(revision))
+        command.upgrade(alembic_config(conn), "head")
+
+
+def require_head(conn: Connection) -> None:
+    """Raise ``SchemaError`` unless the database is at the head revision (no changes made)."""
+    if _is_at_head(conn):
+        return
+    revision = current_revision(conn)
+    if revision is not None and script_directory().get_revision(revision) is None:
+        raise SchemaError(_newer_revision_message(revision))
+    raise SchemaError(
+        f"The database is at schema revision {revision!r}, not {head_revision()!r}, and the store "
+        "was opened with auto_migrate=False: run `obsku-checkpoint db upgrade --db URL` first."
+    )
+
+
+def upgrade(conn: Connection, revision: str = "head") -> None:
+    """Upgrade (or adopt and upgrade) the database on ``conn`` to ``revision``."""
+    with _schema_lock(conn):
+        if current_revision(conn) is None:
+            _adopt_or_create(conn, target=revision)
+            return
+        command.upgrade(alembic_config(conn), revision)
+
+
+def downgrade(conn: Connection, revision: str) -> None:
+    """Downgrade the database on ``conn`` to ``revision`` (``"base"`` drops every table)."""
+    with _schema_lock(conn):
+        command.downgrade(alembic_config(conn), revision)
+
+
+def schema_drift(conn: Connection) -> list[Any]:
+    """Differences between the models and the database, as Alembic's autogenerate sees them."""
+    context = MigrationContext.configure(conn, opts={"compare_type": True})
+    return list(compare_metadata(context, Base.metadata))
+
+
+def _is_at_head(conn: Connection) -> bool:
+    # A cheap look before any locking: the common case is a database already at head.
+    if not inspect(conn).has_table(VERSION_TABLE):
+        return False
+    found = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    return found == [head_revision()]
+
+
+def _adopt_or_create(conn: Connection, target: str = "head") -> None:
+    present = set(inspect(conn).get_table_names()) & set(ORIGINAL_COLUMNS)
+    if not present:
+        command.upgrade(alembic_config(conn), target)
+        return
+    if present != set(ORIGINAL_COLUMNS):
+        missing = ", ".join(sorted(set(ORIGINAL_COLUMNS) - present))
+        raise SchemaError(
+            f"The database has some of this package's tables but not {missing}, and no "
+            f"{VERSION_TABLE} table: it is not a checkpoint store. Use an empty database."
+        )
+    _check_original_columns(conn)
+    command.stamp(alembic_config(conn), FIRST_REVISION)
+    command.upgrade(alembic_config(conn), target)
+
+
+def _check_original_columns(conn: Connection) -> None:
+    inspector = inspect(conn)
+    problems: list[str] = []
+    for table, expected in ORIGINAL_COLUMNS.items():
+        columns = {column["name"]: column for column in inspector.get_columns(table)}
+        primary_key = set(inspector.get_pk_constraint(table)["constrained_columns"])
+        for name, nullable in expected.items():
+            if name not in columns:
+                problems.append(f"{table}.{name} is missing")
+            elif not nullable and name not in primary_key and columns[name]["nullable"]:
+                problems.append(f"{table}.{name} allows NULL")
+    if problems:
+        raise SchemaError(
+            "The database has tables named like this package's but a different schema "
+            f"({'; '.join(problems)}). Use an empty database, or fix the schema by hand."
+        )
+
+
+def _newer_revision_message(revision: str) -> str:
+    return (
+        f"The database is at schema revision {revision!r}, which this version of "
+        f"obsku-checkpoint-sqlite does not know (its newest is {head_revision()!r}). "
+        "It was written by a newer version: upgrade the package "
+        '(pip install -U "obsku-checkpoint-sqlite"), or restore a matching backup.'
+    )
+
+
+@contextmanager
+def _schema_lock(conn: Connection) -> Iterator[None]:
+    """Serialize schema changes between processes.
+
+    SQLite needs nothing here: the store runs this in a ``BEGIN IMMEDIATE`` transaction,
+    which already excludes other writers. PostgreSQL takes a transaction-scoped advisory
+    lock. MariaDB commits DDL implicitly, so it takes a named session lock.
+    """
+    name = conn.dialect.name
+    if name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(7208041733)"))
+        yield
+    elif name in ("mysql", "mariadb"):
+        conn.execute(text("SELECT GET_LOCK('obsku_checkpoint_schema', 60)"))
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT RELEASE_LOCK('obsku_checkpoint_schema')"))
+    else:
+        yield
+
+
+def upgrade_engine(engine: Engine, revision: str = "head") -> None:
+    """Run ``upgrade`` in one transaction on a fresh connection of ``engine``."""
+    with engine.connect() as conn:
+        conn.execution_options(obsku_write=True)
+        with conn.begin():
+            upgrade(conn, revision)

@@ -1,0 +1,227 @@
+"""Pydantic DTOs: what the store takes and returns.
+
+Fields are snake_case; ``model_dump(by_alias=True)`` gives the original package's
+camelCase shape, and inputs accept either spelling. Payload models keep keys they do
+not know (``extra="allow"``), so data written by a newer TypeScript package survives
+a read and a rewrite here.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+Role = Literal["user", "assistant", "system", "tool"]
+CheckpointSource = Literal["input", "loop", "interrupt", "fork"]
+NodeStatus = Literal["pending", "running", "completed", "failed", "skipped"]
+
+# Strict: "5", 5.0 and True are not counts; a caller passing them has a bug.
+Millis = Annotated[int, Field(strict=True)]
+Count = Annotated[int, Field(strict=True, ge=0)]
+Version = Annotated[int, Field(strict=True, ge=1)]
+
+
+class _Dto(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, frozen=True)
+
+
+class _Payload(_Dto):
+    model_config = ConfigDict(extra="allow")
+
+
+class ToolCall(_Payload):
+    """A tool invocation requested by the assistant."""
+
+    tool_use_id: str
+    name: str
+    input: dict[str, Any]
+
+
+class StoredToolResult(_Payload):
+    """The result of a tool call, as stored with the message that carries it."""
+
+    tool_use_id: str
+    content: str
+    status: str | None = None
+    full_output_ref: str | None = None
+
+
+class CheckpointNodeResult(_Payload):
+    """The state of one graph node at a checkpoint."""
+
+    status: NodeStatus
+    output: Any = None
+    error: str | None = None
+    started_at: Millis | None = None
+    completed_at: Millis | None = None
+
+
+class CycleState(_Payload):
+    """Where a graph cycle stands: the edge that loops back and the iteration count."""
+
+    back_edge: str
+    iteration: Count
+
+
+class Session(_Dto):
+    """A conversation or run: the unit that owns messages and checkpoints."""
+
+    id: str
+    directory: str
+    created_at: Millis
+    updated_at: Millis
+    title: str | None = None
+    workspace_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    forked_from_session_id: str | None = None
+    """The session this one was forked from, if it is a fork."""
+    forked_from_checkpoint_id: str | None = None
+    """The checkpoint this one was forked from, if it is a fork."""
+
+
+class StoredMessage(_Dto):
+    """A message in a session's history."""
+
+    id: int
+    session_id: str
+    role: Role
+    content: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_results: list[StoredToolResult] | None = None
+    tokens_in: Count | None = None
+    tokens_out: Count | None = None
+    created_at: Millis
+
+
+class Checkpoint(_Dto):
+    """A snapshot of a graph execution, from which a run resumes or forks."""
+
+    id: str
+    session_id: str
+    namespace: str = ""
+    version: Version
+    step: Count
+    node_results: dict[str, CheckpointNodeResult]
+    pending_nodes: list[str] = Field(default_factory=list)
+    source: CheckpointSource
+    parent_id: str | None = None
+    node_id: str | None = None
+    cycle_state: CycleState | None = None
+    created_at: Millis
+
+
+class SessionPage(list[Session]):
+    """One page of sessions, most recently updated first: a list with the next page's cursor."""
+
+    def __init__(self, sessions: Iterable[Session] = (), *, next_cursor: str | None = None) -> None:
+        super().__init__(sessions)
+        self.next_cursor = next_cursor
+        """Pass as ``cursor=`` to get the next page; None on the last page."""
+
+
+class CheckpointRef(_Dto):
+    """The identifying fields of a checkpoint, for listings."""
+
+    id: str
+    namespace: str
+    step: int
+    version: int
+    source: str | None
+    created_at: int
+
+
+class SessionSummary(_Dto):
+    """A session with its counts and where it stands, for listings."""
+
+    session: Session
+    message_count: int
+    checkpoint_count: int
+    last_message_at: int | None = None
+    latest_checkpoint: CheckpointRef | None = None
+
+
+class SummaryPage(list[SessionSummary]):
+    """One page of session summaries: a list with the next page's cursor."""
+
+    def __init__(self, summaries: Iterable[SessionSummary] = (), *, next_cursor: str | None = None) -> None:
+        super().__init__(summaries)
+        self.next_cursor = next_cursor
+
+
+class SessionState(_Dto):
+    """A session with its messages and latest checkpoint: everything needed to resume."""
+
+    session: Session
+    messages: list[StoredMessage]
+    latest_checkpoint: Checkpoint | None = None
+
+
+# Validated inputs. The store builds these from its keyword arguments, so bad input
+# fails here, before any connection is taken.
+
+
+# Bounds of the indexed columns (models.ID_LENGTH, models.NAME_LENGTH): checked here
+# so every dialect refuses an over-long value, not only those that enforce VARCHAR.
+Id = Annotated[str, Field(max_length=128)]
+Name = Annotated[str, Field(max_length=255)]
+
+
+class NewSession(_Dto):
+    directory: str
+    title: str | None = None
+    workspace_id: Name | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class SessionChanges(_Dto):
+    """The fields ``update_session`` may change; only those explicitly set are applied."""
+
+    directory: str = ""
+    title: str | None = None
+    workspace_id: Name | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class NewMessage(_Dto):
+    session_id: str
+    role: Role
+    content: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_results: list[StoredToolResult] | None = None
+    tokens_in: Count | None = None
+    tokens_out: Count | None = None
+
+
+class NewCheckpoint(_Dto):
+    session_id: str
+    namespace: Name = ""
+    version: Version | None = None
+    step: Count
+    node_results: dict[str, CheckpointNodeResult]
+    pending_nodes: list[str] = Field(default_factory=list)
+    source: CheckpointSource
+    parent_id: Id | None = None
+    node_id: Name | None = None
+    cycle_state: CycleState | None = None
+
+
+class Unset(enum.Enum):
+    UNSET = enum.auto()
+
+
+UNSET = Unset.UNSET
+"""The default of ``update_session``'s keywords: leave the field as it is."""
+
+
+def check_count(name: str, value: int | None) -> None:
+    """Refuse a count argument (``limit``...) that is not None or a non-negative int."""
+    if value is None:
+        return
+    if type(value) is not int:
+        raise TypeError(f"{name}: expected an int or None, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name}: must not be negative, got {value}")
