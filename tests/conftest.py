@@ -1,0 +1,162 @@
+"""Backends and faces for the behavioural suite.
+
+Every test that takes ``store`` runs against each backend (SQLite in memory, SQLite
+file, PostgreSQL, MariaDB) through each face (async, sync). Server URLs come from
+``OBSKU_TEST_POSTGRES_URL`` and ``OBSKU_TEST_MYSQL_URL`` (defaults: the local servers).
+An unreachable server skips its tests, unless ``CI`` is set: then it fails them.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.engine import URL
+
+from obsku_checkpoint_sqlite import SqlAlchemyCheckpointStore, sync
+from obsku_checkpoint_sqlite._engine import normalize_url
+
+SERVER_URLS = {
+    "postgresql": os.environ.get("OBSKU_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+    "mariadb": os.environ.get("OBSKU_TEST_MYSQL_URL", "mariadb://root@127.0.0.1:3306/test"),
+}
+SERVER_VARIABLES = {"postgresql": "OBSKU_TEST_POSTGRES_URL", "mariadb": "OBSKU_TEST_MYSQL_URL"}
+
+BACKENDS = ["sqlite-memory", "sqlite-file", "postgresql", "mariadb"]
+DATABASE_BACKENDS = ["sqlite", "postgresql", "mariadb"]
+FACES = ["async", "sync"]
+
+
+@functools.cache
+def server_problem(backend: str) -> str | None:
+    """Why the server for ``backend`` cannot be used, or None if it answers."""
+    url = normalize_url(SERVER_URLS[backend], for_async=False)
+    try:
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:
+        return f"{backend} at {url.render_as_string(hide_password=True)} is unreachable ({type(exc).__name__})"
+    return None
+
+
+def require_server(backend: str) -> str:
+    """The server URL for ``backend``; skip (or, under CI, fail) if it does not answer."""
+    problem = server_problem(backend)
+    if problem is not None:
+        message = f"{problem}: start it or set {SERVER_VARIABLES[backend]} to a reachable server"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message} (CI is set, so an unreachable server is a failure)")
+        pytest.skip(message)
+    return SERVER_URLS[backend]
+
+
+def database_url(backend: str, tmp_path: Path) -> str:
+    """A URL for ``backend``: a fresh SQLite file, or the shared server database."""
+    if backend in ("sqlite", "sqlite-file"):
+        return f"sqlite:///{tmp_path / 'checkpoints.db'}"
+    if backend == "sqlite-memory":
+        return "sqlite://"
+    return require_server(backend)
+
+
+class SyncAsAsync:
+    """Presents a sync store with awaitable methods, so one test body drives both faces.
+
+    The sync methods run directly on the test's thread: this is the blocking face's own
+    behaviour, not a wrapper around the async one.
+    """
+
+    def __init__(self, store: sync.SqlAlchemyCheckpointStore) -> None:
+        self.sync_store = store
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.sync_store, name)
+        if not callable(attribute):
+            return attribute
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+StoreFactory = Callable[..., Any]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=FACES)
+def face(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def url(backend: str, tmp_path: Path) -> str:
+    return database_url(backend, tmp_path)
+
+
+@pytest.fixture
+async def open_store(face: str) -> AsyncIterator[StoreFactory]:
+    """Opens stores of the face under test on a URL; closes them all at the end."""
+    opened: list[Any] = []
+
+    def factory(target: str | URL, **options: Any) -> Any:
+        if face == "async":
+            store: Any = SqlAlchemyCheckpointStore(target, **options)
+        else:
+            store = SyncAsAsync(sync.SqlAlchemyCheckpointStore(target, **options))
+        opened.append(store)
+        return store
+
+    yield factory
+    for store in opened:
+        result = store.close()
+        if inspect.isawaitable(result):
+            await result
+
+
+@pytest.fixture
+async def store(open_store: StoreFactory, url: str) -> Any:
+    """A store on the backend and face under test."""
+    return open_store(url)
+
+
+@pytest.fixture
+def workspace() -> str:
+    """A workspace id no other test uses: listings filtered by it see only this test's rows."""
+    return f"ws-{uuid.uuid4()}"
+
+
+@pytest.fixture(params=DATABASE_BACKENDS)
+def scratch_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of its own on each backend, dropped afterwards (for schema tests)."""
+    backend = str(request.param)
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'scratch.db'}"
+        return
+    server = make_url(require_server(backend))
+    name = f"obsku_scratch_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalize_url(server, for_async=False), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            if backend == "postgresql":
+                conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+            else:
+                conn.execute(text(f"DROP DATABASE {name}"))
+        admin.dispose()
