@@ -534,12 +534,24 @@ def fork(conn: Connection, checkpoint_id: str, title: str | None) -> Session:
 
 
 def reject_unstorable_text(conn: Connection, fields: Mapping[str, str | None]) -> None:
-    """Refuse NUL characters where the database cannot store them (PostgreSQL text)."""
-    if conn.dialect.name != "postgresql":
-        return
+    """Refuse text a column cannot hold, naming the field, before anything is written.
+
+    NUL characters where the database cannot store them (PostgreSQL text), and on every
+    dialect lone surrogates, which are not Unicode: left to the driver, they fail with a
+    bare ``UnicodeEncodeError`` that names no field.
+    """
+    no_nul = conn.dialect.name == "postgresql"
     for name, value in fields.items():
-        if value is not None and "\x00" in value:
+        if value is None:
+            continue
+        if no_nul and "\x00" in value:
             raise ValueError(f"{name}: PostgreSQL cannot store the NUL character (\\x00) in text columns")
+        # isascii() is O(1) on CPython's compact strings: only non-ASCII text pays for the encode.
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError(f"{name}: string is not valid Unicode (lone surrogate at index {exc.start})") from None
 
 
 def _dump_model(model: BaseModel) -> Any:

@@ -168,6 +168,12 @@ class SessionState(_Dto):
 # so every dialect refuses an over-long value, not only those that enforce VARCHAR.
 Id = Annotated[str, Field(max_length=128)]
 Name = Annotated[str, Field(max_length=255)]
+# step, version and token counts are 32-bit INTEGER columns. SQLite would store a larger
+# value and PostgreSQL and MariaDB refuse it with a database error: refuse it here, the
+# same way on every dialect.
+INT32_MAX = 2_147_483_647
+StoredCount = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX)]
+StoredVersion = Annotated[int, Field(strict=True, ge=1, le=INT32_MAX)]
 
 
 class NewSession(_Dto):
@@ -192,15 +198,15 @@ class NewMessage(_Dto):
     content: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_results: list[StoredToolResult] | None = None
-    tokens_in: Count | None = None
-    tokens_out: Count | None = None
+    tokens_in: StoredCount | None = None
+    tokens_out: StoredCount | None = None
 
 
 class NewCheckpoint(_Dto):
     session_id: str
     namespace: Name = ""
-    version: Version | None = None
-    step: Count
+    version: StoredVersion | None = None
+    step: StoredCount
     node_results: dict[str, CheckpointNodeResult]
     pending_nodes: list[str] = Field(default_factory=list)
     source: CheckpointSource
@@ -225,3 +231,21 @@ def check_count(name: str, value: int | None) -> None:
         raise TypeError(f"{name}: expected an int or None, got {type(value).__name__}")
     if value < 0:
         raise ValueError(f"{name}: must not be negative, got {value}")
+
+
+def check_millis(name: str, value: int | None) -> None:
+    """Refuse a timestamp argument (``before``) that is not None or an int."""
+    if value is not None and type(value) is not int:
+        raise TypeError(f"{name}: expected milliseconds since the epoch as an int or None, got {type(value).__name__}")
+
+
+def check_text(name: str, value: str | None, *, optional: bool = False) -> None:
+    """Refuse an id or name argument that is not a str (or None, where ``optional``).
+
+    Not only tidiness: MariaDB compares a number with a string column numerically, so
+    ``delete_session(5)`` would match every id that starts with "5" and a non-digit.
+    """
+    if isinstance(value, str) or (optional and value is None):
+        return
+    expected = "a str or None" if optional else "a str"
+    raise TypeError(f"{name}: expected {expected}, got {type(value).__name__}")

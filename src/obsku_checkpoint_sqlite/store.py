@@ -34,6 +34,8 @@ from .schemas import (
     ToolCall,
     Unset,
     check_count,
+    check_millis,
+    check_text,
 )
 
 
@@ -50,6 +52,9 @@ class SqlAlchemyCheckpointStore:
 
     The store is safe to share between tasks. Close it (or use ``async with``) to
     release its connections; an engine you passed in is left open.
+
+    Every method refuses an argument of the wrong type (an id that is not a str, a
+    ``limit`` that is not an int...) with ``TypeError`` before touching the database.
     """
 
     def __init__(self, url_or_engine: str | URL | AsyncEngine, *, auto_migrate: bool = True, **options: Any) -> None:
@@ -88,6 +93,7 @@ class SqlAlchemyCheckpointStore:
 
     async def get_session(self, session_id: str) -> Session | None:
         """The session with this id, or None."""
+        check_text("session_id", session_id)
         return await self._runner.run(ops.get_session, session_id, write=False)
 
     async def list_sessions(
@@ -108,6 +114,8 @@ class SqlAlchemyCheckpointStore:
             ValueError: a negative ``limit`` or a cursor this store did not return.
         """
         check_count("limit", limit)
+        check_text("workspace_id", workspace_id, optional=True)
+        check_text("search", search, optional=True)
         return await self._runner.run(ops.list_sessions, workspace_id, limit, cursor, search, write=False)
 
     async def update_session(
@@ -126,6 +134,7 @@ class SqlAlchemyCheckpointStore:
             SessionNotFoundError: no such session.
             ValueError: invalid input, e.g. ``directory=None``; nothing is written.
         """
+        check_text("session_id", session_id)
         given = {"title": title, "directory": directory, "workspace_id": workspace_id, "metadata": metadata}
         changes = {name: value for name, value in given.items() if value is not UNSET}
         validated = SessionChanges.model_validate(changes).model_dump(include=set(changes))
@@ -133,6 +142,7 @@ class SqlAlchemyCheckpointStore:
 
     async def delete_session(self, session_id: str) -> None:
         """Delete a session with its messages and checkpoints. No error if it is absent."""
+        check_text("session_id", session_id)
         await self._runner.run(ops.delete_session, session_id, write=True)
 
     # --- messages -----------------------------------------------------------------------
@@ -174,6 +184,8 @@ class SqlAlchemyCheckpointStore:
             ValueError: a negative ``limit``.
             CheckpointCorruptionError: a message's stored JSON cannot be decoded.
         """
+        check_text("session_id", session_id)
+        check_millis("before", before)
         check_count("limit", limit)
         return await self._runner.run(ops.get_messages, session_id, before, limit, write=False)
 
@@ -218,6 +230,7 @@ class SqlAlchemyCheckpointStore:
         Raises:
             CheckpointCorruptionError: its stored JSON cannot be decoded.
         """
+        check_text("checkpoint_id", checkpoint_id)
         return await self._runner.run(ops.get_checkpoint, checkpoint_id, write=False)
 
     async def get_latest_checkpoint(self, session_id: str, namespace: str | None = None) -> Checkpoint | None:
@@ -227,6 +240,8 @@ class SqlAlchemyCheckpointStore:
         Raises:
             CheckpointCorruptionError: its stored JSON cannot be decoded.
         """
+        check_text("session_id", session_id)
+        check_text("namespace", namespace, optional=True)
         return await self._runner.run(ops.get_latest_checkpoint, session_id, namespace, write=False)
 
     async def list_checkpoints(
@@ -239,6 +254,8 @@ class SqlAlchemyCheckpointStore:
             ValueError: a negative ``limit``.
             CheckpointCorruptionError: a checkpoint's stored JSON cannot be decoded.
         """
+        check_text("session_id", session_id)
+        check_text("namespace", namespace, optional=True)
         check_count("limit", limit)
         return await self._runner.run(ops.list_checkpoints, session_id, namespace, limit, write=False)
 
@@ -254,6 +271,8 @@ class SqlAlchemyCheckpointStore:
         Raises:
             CheckpointNotFoundError: no such checkpoint.
         """
+        check_text("checkpoint_id", checkpoint_id)
+        check_text("title", title, optional=True)
         return await self._runner.run(ops.fork, checkpoint_id, title, write=True)
 
 
