@@ -18,6 +18,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, inspect, text
 
 from .errors import SchemaError
@@ -89,7 +90,7 @@ def ensure_schema(conn: Connection) -> None:
             return
         if revision is None:
             _adopt_or_create(conn)
-        elif script_directory().get_revision(revision) is None:
+        elif not _is_known(revision):
             raise SchemaError(_newer_revision_message(revision))
         command.upgrade(alembic_config(conn), "head")
 
@@ -99,7 +100,7 @@ def require_head(conn: Connection) -> None:
     if _is_at_head(conn):
         return
     revision = current_revision(conn)
-    if revision is not None and script_directory().get_revision(revision) is None:
+    if revision is not None and not _is_known(revision):
         raise SchemaError(_newer_revision_message(revision))
     raise SchemaError(
         f"The database is at schema revision {revision!r}, not {head_revision()!r}, and the store "
@@ -134,6 +135,13 @@ def _is_at_head(conn: Connection) -> bool:
         return False
     found = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
     return found == [head_revision()]
+
+
+def _is_known(revision: str) -> bool:
+    try:
+        return script_directory().get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 def _adopt_or_create(conn: Connection, target: str = "head") -> None:

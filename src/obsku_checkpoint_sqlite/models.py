@@ -8,7 +8,7 @@ Models hold no logic: conversion to DTOs happens in ``_operations``.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, MetaData, text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, MetaData
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from .types import Key, Payload, millis
@@ -45,11 +45,14 @@ class SessionRecord(Base):
     forked_from_checkpoint_id: Mapped[str | None] = mapped_column(Key(ID_LENGTH))
 
     __table_args__ = (
-        Index("idx_sessions_workspace", "workspace_id", text("updated_at DESC")),
         # Keyset pages over (updated_at, id), with and without a workspace.
         Index("idx_sessions_workspace_page", "workspace_id", "updated_at", "id"),
         Index("idx_sessions_updated", "updated_at", "id"),
     )
+
+
+# Declared outside the class so that it can name a column's DESC order.
+Index("idx_sessions_workspace", SessionRecord.workspace_id, SessionRecord.updated_at.desc())
 
 
 class MessageRecord(Base):

@@ -39,7 +39,7 @@ def upgrade() -> None:
         sa.Column("metadata", Payload(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sessions")),
     )
-    op.create_index("idx_sessions_workspace", "sessions", ["workspace_id", sa.text("updated_at DESC")])
+    op.create_index("idx_sessions_workspace", "sessions", ["workspace_id", sa.desc(sa.column("updated_at"))])
 
     op.create_table(
         "messages",

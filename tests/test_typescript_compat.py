@@ -1,0 +1,188 @@
+"""A database file written by the original TypeScript package opens, reads and takes writes.
+
+The file is built here with plain SQL in the original's exact schema and stored-JSON
+shape (camelCase keys, JsonPlus tags), plus tables of its own that must be left alone.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from obsku_checkpoint_sqlite import CheckpointNodeResult, CycleState, StoredToolResult, ToolCall
+from obsku_checkpoint_sqlite.migrate import head_revision
+from tests.conftest import StoreFactory
+
+ORIGINAL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+  id TEXT PRIMARY KEY,
+  workspace_id TEXT,
+  title TEXT,
+  directory TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  metadata TEXT
+);
+CREATE TABLE IF NOT EXISTS messages (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+  role TEXT NOT NULL,
+  content TEXT,
+  tool_calls TEXT,
+  tool_results TEXT,
+  tokens_in INTEGER,
+  tokens_out INTEGER,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+  id TEXT PRIMARY KEY,
+  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+  namespace TEXT NOT NULL DEFAULT '',
+  parent_id TEXT,
+  version INTEGER NOT NULL DEFAULT 1,
+  step INTEGER NOT NULL,
+  node_id TEXT,
+  node_results TEXT NOT NULL,
+  pending_nodes TEXT,
+  cycle_state TEXT,
+  source TEXT,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_sessions_workspace ON sessions(workspace_id, updated_at DESC);
+CREATE INDEX IF NOT EXISTS idx_messages_session ON messages(session_id, created_at);
+CREATE INDEX IF NOT EXISTS idx_checkpoints_session ON checkpoints(session_id, namespace, step);
+CREATE UNIQUE INDEX IF NOT EXISTS idx_checkpoints_version ON checkpoints(session_id, namespace, version);
+CREATE TABLE entities (id TEXT PRIMARY KEY, session_id TEXT, name TEXT);
+CREATE TABLE facts (id TEXT PRIMARY KEY, entity_id TEXT, body TEXT);
+"""
+
+SESSION_ID = "5f0c2a8e-8a52-4d5c-9b4e-0d5f3c1f2a11"
+CHECKPOINT_ID = "c1a5b0de-2f43-4d0a-8c3e-6b7e8f9a0b12"
+
+
+@pytest.fixture
+def typescript_database(tmp_path: Path) -> str:
+    path = tmp_path / "from-typescript.db"
+    connection = sqlite3.connect(path)
+    connection.executescript(ORIGINAL_SCHEMA)
+    connection.execute(
+        "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            SESSION_ID, "ws-1", "Security Scan", "./my-project", 1717243200000, 1717243205000,
+            '{"startedAt":{"__type":"Date","value":"2024-06-01T12:00:00.000Z"},'
+            '"targets":{"__type":"Set","value":["example.com"]},"depth":2}',
+        ),
+    )  # fmt: skip
+    connection.executemany(
+        "INSERT INTO messages (session_id, role, content, tool_calls, tool_results, tokens_in, tokens_out, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (SESSION_ID, "user", "Scan example.com", None, None, 10, None, 1717243201000),
+            (
+                SESSION_ID, "assistant", None,
+                '[{"toolUseId":"tu_1","name":"nmap","input":{"host":"example.com"}}]', None, 20, 30, 1717243202000,
+            ),
+            (
+                SESSION_ID, "tool", None, None,
+                '[{"toolUseId":"tu_1","content":"22/tcp open","status":"success","fullOutputRef":"blob://1"}]',
+                None, None, 1717243203000,
+            ),
+            (SESSION_ID, "assistant", "Port 22 is open", None, None, 5, 7, 1717243206000),
+        ],
+    )  # fmt: skip
+    connection.execute(
+        "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            CHECKPOINT_ID, SESSION_ID, "main", None, 1, 5, "scan",
+            '{"plan":{"status":"completed","output":{"hosts":["example.com"]},"startedAt":1717243201000,'
+            '"completedAt":1717243202000},"scan":{"status":"running","startedAt":1717243202500}}',
+            '["report"]', '{"backEdge":"scan->plan","iteration":2}', "loop", 1717243204000,
+        ),
+    )  # fmt: skip
+    connection.execute("INSERT INTO entities VALUES ('e1', ?, 'example.com')", (SESSION_ID,))
+    connection.commit()
+    connection.close()
+    return f"sqlite:///{path}"
+
+
+async def test_opens_reads_and_writes_a_typescript_database(open_store: StoreFactory, typescript_database: str) -> None:
+    store = open_store(typescript_database)
+
+    session = await store.get_session(SESSION_ID)
+    assert session.metadata == {
+        "startedAt": datetime(2024, 6, 1, 12, tzinfo=timezone.utc),
+        "targets": {"example.com"},
+        "depth": 2,
+    }
+    messages = await store.get_messages(SESSION_ID)
+    assert [m.role for m in messages] == ["user", "assistant", "tool", "assistant"]
+    assert messages[1].tool_calls == [ToolCall(tool_use_id="tu_1", name="nmap", input={"host": "example.com"})]
+    assert messages[2].tool_results == [
+        StoredToolResult(tool_use_id="tu_1", content="22/tcp open", status="success", full_output_ref="blob://1")
+    ]
+    latest = await store.get_latest_checkpoint(SESSION_ID)
+    assert latest.id == CHECKPOINT_ID
+    assert latest.node_results["plan"] == CheckpointNodeResult(
+        status="completed", output={"hosts": ["example.com"]}, started_at=1717243201000, completed_at=1717243202000
+    )
+    assert latest.cycle_state == CycleState(back_edge="scan->plan", iteration=2)
+    assert latest.pending_nodes == ["report"]
+
+    # A checkpoint from the original has no message watermark: the fork falls back to
+    # the original's rule and copies the messages created up to the checkpoint's time.
+    forked = await store.fork(CHECKPOINT_ID)
+    assert [m.created_at for m in await store.get_messages(forked.id)] == [1717243201000, 1717243202000, 1717243203000]
+
+    added = await store.add_message(SESSION_ID, role="user", content="continue")
+    saved = await store.save_checkpoint(session_id=SESSION_ID, namespace="main", step=6, node_results={}, source="loop")
+    assert added.id == 8  # after the 4 original messages and the 3 the fork copied
+    assert saved.version == 2
+
+    connection = sqlite3.connect(typescript_database.removeprefix("sqlite:///"))
+    try:
+        assert connection.execute("SELECT name FROM entities").fetchall() == [("example.com",)]
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [(head_revision(),)]
+        assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        stored_checkpoint = connection.execute(
+            "SELECT node_results, pending_nodes FROM checkpoints WHERE id = ?", (saved.id,)
+        ).fetchone()
+        stored_message = connection.execute(
+            "SELECT tool_calls, content FROM messages WHERE id = ?", (added.id,)
+        ).fetchone()
+    finally:
+        connection.close()
+    # Written the way the original writes it, so it can read this row back.
+    assert stored_checkpoint == ("{}", "[]")
+    assert stored_message == (None, "continue")
+
+
+async def test_python_writes_the_original_json_shape(open_store: StoreFactory, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shape.db'}"
+    store = open_store(url)
+    session = await store.create_session("/a")
+    await store.add_message(
+        session.id,
+        role="tool",
+        tool_results=[{"tool_use_id": "t", "content": "c", "full_output_ref": "ref"}],
+    )
+    saved = await store.save_checkpoint(
+        session_id=session.id,
+        step=1,
+        node_results={"n": {"status": "completed", "started_at": 5}},
+        cycle_state={"back_edge": "e", "iteration": 1},
+        source="loop",
+    )
+    connection = sqlite3.connect(tmp_path / "shape.db")
+    try:
+        row: Any = connection.execute(
+            "SELECT node_results, cycle_state FROM checkpoints WHERE id = ?", (saved.id,)
+        ).fetchone()
+        tool_results = connection.execute("SELECT tool_results FROM messages").fetchone()[0]
+    finally:
+        connection.close()
+    assert row == ('{"n":{"status":"completed","startedAt":5}}', '{"backEdge":"e","iteration":1}')
+    assert tool_results == '[{"toolUseId":"t","content":"c","fullOutputRef":"ref"}]'
