@@ -71,15 +71,9 @@ def create_sync_engine(url: str | URL, **options: Any) -> Engine:
     """A synchronous engine configured for the store (SQLite pragmas, pre-ping on servers)."""
     parsed = normalize_url(url, for_async=False)
     if parsed.get_backend_name() == "sqlite":
-        if is_memory_sqlite(parsed):
-            # One connection, shared: a second one would see a different, empty database.
-            options.setdefault("poolclass", StaticPool)
-        else:
-            _create_private_file(parsed.database or "")
+        # Worker threads of the async face share the pool.
         options.setdefault("connect_args", {}).setdefault("check_same_thread", False)
-    else:
-        options.setdefault("pool_pre_ping", True)
-    engine = _build(create_engine, parsed, options)
+    engine = _build(create_engine, parsed, _store_options(parsed, options))
     configure_engine(engine)
     return engine
 
@@ -87,16 +81,21 @@ def create_sync_engine(url: str | URL, **options: Any) -> Engine:
 def create_async_store_engine(url: str | URL, **options: Any) -> AsyncEngine:
     """An asyncio engine for a server database (or an explicit ``sqlite+aiosqlite`` URL)."""
     parsed = normalize_url(url, for_async=True)
-    if parsed.get_backend_name() == "sqlite":
-        if is_memory_sqlite(parsed):
-            options.setdefault("poolclass", StaticPool)
-        else:
-            _create_private_file(parsed.database or "")
-    else:
-        options.setdefault("pool_pre_ping", True)
-    engine = _build(create_async_engine, parsed, options)
+    engine = _build(create_async_engine, parsed, _store_options(parsed, options))
     configure_engine(engine.sync_engine)
     return engine
+
+
+def _store_options(url: URL, options: dict[str, Any]) -> dict[str, Any]:
+    """The engine options the store needs on ``url``'s backend, under the caller's own."""
+    if url.get_backend_name() != "sqlite":
+        options.setdefault("pool_pre_ping", True)
+    elif is_memory_sqlite(url):
+        # One connection, shared: a second one would see a different, empty database.
+        options.setdefault("poolclass", StaticPool)
+    else:
+        _create_private_file(url.database or "")
+    return options
 
 
 def configure_engine(engine: Engine) -> None:
