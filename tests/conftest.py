@@ -39,7 +39,8 @@ def server_problem(backend: str) -> str | None:
     """Why the server for ``backend`` cannot be used, or None if it answers."""
     url = normalize_url(SERVER_URLS[backend], for_async=False)
     try:
-        engine = create_engine(url)
+        # A short timeout: an unreachable host should skip (or fail) fast, not hang.
+        engine = create_engine(url, connect_args={"connect_timeout": 5})
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         engine.dispose()
