@@ -1,0 +1,485 @@
+"""Reliability guarantees of issue 4, in one process: exact and atomic forks, store-assigned
+versions, one transaction per method, contained corruption, private SQLite files, and
+surviving a killed server connection.
+
+Failures are injected with a ``before_cursor_execute`` listener on the ``Engine`` class,
+so they reach the store's own engines (and the sync engines inside its async ones)
+without touching its internals. Multi-process tests are in test_concurrency.py and
+test_crash.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, event, text
+
+from obsku_checkpoint_sqlite import (
+    CheckpointCorruptionError,
+    CheckpointVersionConflictError,
+    DatabaseUnavailableError,
+    SqlAlchemyCheckpointStore,
+    SqliteCheckpointStore,
+    sync,
+)
+from obsku_checkpoint_sqlite import _operations as operations
+from obsku_checkpoint_sqlite._engine import normalize_url
+from tests.conftest import StoreFactory
+
+# Backends a second connection can inspect: a private in-memory database cannot be.
+INSPECTABLE = ["sqlite-file", "postgresql", "mariadb"]
+NODES: dict[str, Any] = {"plan": {"status": "completed", "output": {"steps": [1, 2]}}}
+
+
+class InjectedFailure(Exception):
+    """Raised by a test in the middle of a store operation."""
+
+
+@contextmanager
+def fail_on(matches: Callable[[str], bool]) -> Iterator[list[str]]:
+    """Raise ``InjectedFailure`` before the first statement ``matches`` accepts, on any engine.
+
+    Yields the statements that ran before it, so a test can show the failure came late.
+    """
+    executed: list[str] = []
+
+    def before_cursor_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        normalized = " ".join(statement.split())
+        if matches(normalized):
+            raise InjectedFailure(normalized[:80])
+        executed.append(normalized)
+
+    event.listen(Engine, "before_cursor_execute", before_cursor_execute)
+    try:
+        yield executed
+    finally:
+        event.remove(Engine, "before_cursor_execute", before_cursor_execute)
+
+
+@contextmanager
+def raw_connection(url: str) -> Iterator[Any]:
+    """A connection of the test's own, beside the store's, in one committed transaction."""
+    engine = create_engine(normalize_url(url, for_async=False))
+    try:
+        with engine.begin() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def frozen_clock(monkeypatch: pytest.MonkeyPatch, millis: int) -> None:
+    """Every timestamp the store takes is ``millis``: everything happens in one millisecond."""
+    monkeypatch.setattr(operations, "now_ms", lambda: millis)
+
+
+def comparable(message: Any) -> tuple[Any, ...]:
+    """A message's content, without what a copy legitimately changes (id, session)."""
+    return (message.role, message.content, message.tool_calls, message.tool_results,
+            message.tokens_in, message.tokens_out, message.created_at)  # fmt: skip
+
+
+# --- 1. exact, atomic forks -------------------------------------------------------------
+
+
+async def test_fork_copies_exactly_the_history_its_checkpoint_saw_within_one_millisecond(
+    store: Any, workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The original picks messages by created_at <= checkpoint.created_at: with every
+    # write in the same millisecond, it would copy the messages added after the checkpoint.
+    frozen_clock(monkeypatch, 1_800_000_000_000)
+    origin = await store.create_session("/repo", title="origin", workspace_id=workspace, metadata={"k": [1]})
+    calls = [{"tool_use_id": "t1", "name": "grep", "input": {"q": "x"}}]
+    seen = [
+        await store.add_message(origin.id, role="user", content="first", tokens_in=3),
+        await store.add_message(origin.id, role="assistant", tool_calls=calls, tokens_out=7),
+        await store.add_message(origin.id, role="tool", tool_results=[{"tool_use_id": "t1", "content": "hit"}]),
+    ]
+    checkpoint = await store.save_checkpoint(
+        session_id=origin.id, namespace="graph", step=2, node_results=NODES, source="loop",
+        pending_nodes=["report"], cycle_state={"back_edge": "report->plan", "iteration": 1},
+    )  # fmt: skip
+    await store.add_message(origin.id, role="assistant", content="after the checkpoint, same millisecond")
+    assert {m.created_at for m in await store.get_messages(origin.id)} == {checkpoint.created_at}
+
+    forked = await store.fork(checkpoint.id, title="fork")
+
+    copied = await store.get_messages(forked.id)
+    assert [comparable(m) for m in copied] == [comparable(m) for m in seen]
+    assert [m.id for m in copied] == sorted(m.id for m in copied)
+    assert (forked.forked_from_session_id, forked.forked_from_checkpoint_id) == (origin.id, checkpoint.id)
+    assert (forked.directory, forked.workspace_id, forked.metadata) == ("/repo", workspace, {"k": [1]})
+    (fork_checkpoint,) = await store.list_checkpoints(forked.id)
+    assert fork_checkpoint.parent_id == checkpoint.id
+    assert fork_checkpoint.source == "fork"
+    copied_fields = {"namespace", "version", "step", "node_results", "pending_nodes", "cycle_state", "node_id"}
+    assert fork_checkpoint.model_dump(include=copied_fields) == checkpoint.model_dump(include=copied_fields)
+    assert len(await store.get_messages(origin.id)) == 4, "the original is untouched"
+
+    # The fork's own checkpoint records the fork's history: a message the fork gains
+    # afterwards, in the same millisecond, stays out of a fork of the fork.
+    await store.add_message(forked.id, role="user", content="the fork goes its own way")
+    grandchild = await store.fork(fork_checkpoint.id)
+    assert [comparable(m) for m in await store.get_messages(grandchild.id)] == [comparable(m) for m in seen]
+    assert grandchild.forked_from_session_id == forked.id
+
+
+async def test_fork_from_a_checkpoint_saved_before_any_message_copies_none(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frozen_clock(monkeypatch, 1_800_000_000_000)
+    origin = await store.create_session("/repo")
+    checkpoint = await store.save_checkpoint(session_id=origin.id, step=0, node_results={}, source="input")
+    await store.add_message(origin.id, role="user", content="same millisecond, after")
+    forked = await store.fork(checkpoint.id)
+    assert await store.get_messages(forked.id) == []
+
+
+@pytest.mark.parametrize("backend", INSPECTABLE, indirect=True)
+async def test_fork_of_a_legacy_checkpoint_falls_back_to_the_timestamp_rule(store: Any, url: str) -> None:
+    # Rows written by the original package (or before revision 0002) have no watermark.
+    origin = await store.create_session("/legacy")
+    kept = await store.add_message(origin.id, role="user", content="kept")
+    checkpoint = await store.save_checkpoint(session_id=origin.id, step=0, node_results={}, source="input")
+    later = await store.add_message(origin.id, role="user", content="later")
+    with raw_connection(url) as conn:
+        conn.execute(text("UPDATE checkpoints SET last_message_id = NULL WHERE id = :id"), {"id": checkpoint.id})
+        conn.execute(
+            text("UPDATE messages SET created_at = :t WHERE id = :id"), {"t": checkpoint.created_at - 1, "id": kept.id}
+        )
+        conn.execute(
+            text("UPDATE messages SET created_at = :t WHERE id = :id"), {"t": checkpoint.created_at + 1, "id": later.id}
+        )
+
+    forked = await store.fork(checkpoint.id)
+
+    assert [m.content for m in await store.get_messages(forked.id)] == ["kept"]
+
+
+def is_checkpoint_copy(statement: str) -> bool:
+    return statement.startswith("INSERT INTO checkpoints") and "FROM checkpoints WHERE checkpoints.id" in statement
+
+
+def is_message_copy(statement: str) -> bool:
+    return statement.startswith("INSERT INTO messages") and " SELECT " in statement
+
+
+@pytest.mark.parametrize("failing_statement", [is_message_copy, is_checkpoint_copy], ids=["messages", "checkpoint"])
+async def test_an_interrupted_fork_leaves_nothing_behind(
+    store: Any, workspace: str, failing_statement: Callable[[str], bool]
+) -> None:
+    origin = await store.create_session("/repo", workspace_id=workspace)
+    for index in range(5):
+        await store.add_message(origin.id, role="user", content=f"m{index}")
+    checkpoint = await store.save_checkpoint(session_id=origin.id, step=1, node_results=NODES, source="loop")
+    history = await store.get_messages(origin.id)
+
+    with fail_on(failing_statement) as executed, pytest.raises(InjectedFailure):
+        await store.fork(checkpoint.id)
+
+    # The failure came after the new session row was written: it was rolled back.
+    assert any(statement.startswith("INSERT INTO sessions") for statement in executed)
+    assert [s.id for s in await store.list_sessions(workspace)] == [origin.id]
+    assert await store.get_messages(origin.id) == history
+    assert await store.list_checkpoints(origin.id) == [checkpoint]
+    # And the store carries on: the same fork now succeeds, whole.
+    forked = await store.fork(checkpoint.id)
+    assert [m.content for m in await store.get_messages(forked.id)] == [f"m{i}" for i in range(5)]
+    assert len(await store.list_checkpoints(forked.id)) == 1
+
+
+# --- 2. store-assigned versions ---------------------------------------------------------
+
+
+async def test_versions_are_assigned_one_after_another_per_session_and_namespace(store: Any) -> None:
+    first, second = await store.create_session("/a"), await store.create_session("/b")
+    saved = []
+    for namespace in ("", "sub", "", "sub", ""):
+        for session in (first, second):
+            saved.append(await store.save_checkpoint(
+                session_id=session.id, namespace=namespace, step=0, node_results={}, source="loop"
+            ))  # fmt: skip
+    for session in (first, second):
+        versions: dict[str, list[int]] = {}
+        for checkpoint in saved:
+            if checkpoint.session_id == session.id:
+                versions.setdefault(checkpoint.namespace, []).append(checkpoint.version)
+        assert versions == {"": [1, 2, 3], "sub": [1, 2]}
+        stored = {(c.namespace, c.version) for c in await store.list_checkpoints(session.id)}
+        assert stored == {("", 1), ("", 2), ("", 3), ("sub", 1), ("sub", 2)}
+
+
+async def test_an_explicit_version_that_exists_conflicts_and_writes_nothing(store: Any) -> None:
+    session = await store.create_session("/v")
+    await store.save_checkpoint(session_id=session.id, step=0, node_results={}, source="input")
+    explicit = await store.save_checkpoint(session_id=session.id, version=5, step=1, node_results={}, source="loop")
+    before = await store.list_checkpoints(session.id)
+
+    for version in (1, 5):
+        with pytest.raises(CheckpointVersionConflictError, match=f"version {version} already exists") as info:
+            await store.save_checkpoint(session_id=session.id, version=version, step=9, node_results={}, source="loop")
+        assert (info.value.session_id, info.value.namespace, info.value.version) == (session.id, "", version)
+
+    assert await store.list_checkpoints(session.id) == before
+    # The same version in another namespace is no conflict; the next assigned one follows the highest.
+    assert (await store.save_checkpoint(
+        session_id=session.id, namespace="other", version=5, step=0, node_results={}, source="loop"
+    )).version == 5  # fmt: skip
+    auto = await store.save_checkpoint(session_id=session.id, step=2, node_results={}, source="loop")
+    assert (explicit.version, auto.version) == (5, 6)
+
+
+async def test_concurrent_writers_in_one_process_never_share_a_version(
+    open_store: StoreFactory, url: str, backend: str, face: str
+) -> None:
+    # Two store instances (two pools) where the database can be shared; a private
+    # in-memory database exists only in its one store.
+    stores = [open_store(url)] if backend == "sqlite-memory" else [open_store(url), open_store(url)]
+    session = await stores[0].create_session("/race")
+    per_namespace = 12
+
+    async def save(index: int) -> Any:
+        namespace = ("a", "b")[index % 2]
+        store = stores[index % len(stores)]
+        return await store.save_checkpoint(session_id=session.id, namespace=namespace, step=index, node_results={},
+                                           source="loop")  # fmt: skip
+
+    if face == "async":
+        saved = await asyncio.gather(*(save(index) for index in range(2 * per_namespace)))
+    else:
+        # The sync face races in threads: its calls block.
+        def save_blocking(index: int) -> Any:
+            store = stores[index % len(stores)].sync_store
+            return store.save_checkpoint(session_id=session.id, namespace=("a", "b")[index % 2], step=index,
+                                         node_results={}, source="loop")  # fmt: skip
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            saved = list(pool.map(save_blocking, range(2 * per_namespace)))
+
+    for namespace in ("a", "b"):
+        returned = sorted(c.version for c in saved if c.namespace == namespace)
+        stored = sorted(c.version for c in await stores[0].list_checkpoints(session.id, namespace=namespace))
+        assert returned == stored == list(range(1, per_namespace + 1))
+
+
+# --- 3. one transaction per method ------------------------------------------------------
+
+
+async def test_add_message_rolls_back_the_session_bump_when_the_insert_fails(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = await store.create_session("/tx")
+    frozen_clock(monkeypatch, session.updated_at + 60_000)
+
+    with fail_on(lambda statement: statement.startswith("INSERT INTO messages")) as executed:
+        with pytest.raises(InjectedFailure):
+            await store.add_message(session.id, role="user", content="lost")
+        assert any(statement.startswith("UPDATE sessions SET updated_at") for statement in executed)
+
+    assert await store.get_session(session.id) == session
+    assert await store.get_messages(session.id) == []
+    message = await store.add_message(session.id, role="user", content="kept")
+    reloaded = await store.get_session(session.id)
+    assert reloaded is not None
+    assert reloaded.updated_at == message.created_at == session.updated_at + 60_000
+
+
+async def test_save_checkpoint_rolls_back_whole_when_it_fails_after_locking(store: Any) -> None:
+    session = await store.create_session("/tx")
+    await store.save_checkpoint(session_id=session.id, step=0, node_results={}, source="input")
+    before = await store.list_checkpoints(session.id)
+    with fail_on(lambda statement: statement.startswith("INSERT INTO checkpoints")), pytest.raises(InjectedFailure):
+        await store.save_checkpoint(session_id=session.id, step=1, node_results=NODES, source="loop")
+    assert await store.list_checkpoints(session.id) == before
+    # The lock taken (FOR UPDATE / BEGIN IMMEDIATE) was released with the rollback.
+    assert (await store.save_checkpoint(session_id=session.id, step=1, node_results={}, source="loop")).version == 2
+
+
+# --- 5. damaged data is contained -------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", INSPECTABLE, indirect=True)
+async def test_a_corrupt_row_raises_for_itself_only(store: Any, url: str, workspace: str) -> None:
+    healthy = await store.create_session("/ok", workspace_id=workspace, metadata={"fine": True})
+    damaged = await store.create_session("/bad", workspace_id=workspace + "-damaged", metadata={"fine": True})
+    checkpoints = [
+        await store.save_checkpoint(session_id=healthy.id, step=step, node_results=NODES, source="loop")
+        for step in range(3)
+    ]
+    messages = [await store.add_message(healthy.id, role="user", content=f"m{index}") for index in range(3)]
+    broken_json = '{"plan": {"status": "completed", "output": ' + '"xyz' * 100  # cut off mid-write
+    with raw_connection(url) as conn:
+        conn.execute(text("UPDATE checkpoints SET node_results = :v WHERE id = :id"),
+                     {"v": broken_json, "id": checkpoints[1].id})  # fmt: skip
+        conn.execute(text("UPDATE messages SET tool_calls = :v WHERE id = :id"),
+                     {"v": '[{"toolUseId": 1}]', "id": messages[1].id})  # fmt: skip
+        conn.execute(text("UPDATE sessions SET metadata = :v WHERE id = :id"), {"v": "{not json", "id": damaged.id})
+
+    with pytest.raises(CheckpointCorruptionError) as info:
+        await store.get_checkpoint(checkpoints[1].id)
+    message = str(info.value)
+    assert f"checkpoints row {checkpoints[1].id!r}" in message
+    assert '{"plan": {"status": "completed", "output": "xyz' in message
+    assert info.value.preview == broken_json[:120] + "...", "the preview is truncated"
+    assert await store.get_checkpoint(checkpoints[0].id) == checkpoints[0]
+    assert await store.get_checkpoint(checkpoints[2].id) == checkpoints[2]
+    assert await store.get_latest_checkpoint(healthy.id) == checkpoints[2]
+
+    with pytest.raises(CheckpointCorruptionError, match=rf"messages row {messages[1].id}\b.*toolUseId"):
+        await store.get_messages(healthy.id)
+    assert [m.content for m in await store.get_messages(healthy.id, limit=1)] == ["m2"]
+
+    with pytest.raises(CheckpointCorruptionError, match=rf"sessions row {damaged.id!r}.*\{{not json"):
+        await store.get_session(damaged.id)
+    reloaded = await store.get_session(healthy.id)
+    assert reloaded is not None
+    assert reloaded.metadata == {"fine": True}
+    assert [s.id for s in await store.list_sessions(workspace)] == [healthy.id]
+    # Fork copies stored text without decoding it, and the damage stays in its row.
+    forked = await store.fork(checkpoints[2].id)
+    assert len(await store.list_checkpoints(forked.id)) == 1
+
+
+# --- 6. SQLite files are private and shared safely --------------------------------------
+
+
+@pytest.fixture
+def permissive_umask() -> Iterator[None]:
+    # The worst case: with umask 0 a file created with default permissions is 0666.
+    previous = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def file_mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.usefixtures("permissive_umask")
+@pytest.mark.parametrize(
+    "opener",
+    [
+        lambda path: SqliteCheckpointStore(path),
+        lambda path: SqlAlchemyCheckpointStore(f"sqlite:///{path}"),
+        lambda path: SqlAlchemyCheckpointStore(f"sqlite+aiosqlite:///{path}"),
+        lambda path: sync.SqliteCheckpointStore(path),
+        lambda path: sync.SqlAlchemyCheckpointStore(f"sqlite:///{path}"),
+    ],
+    ids=["async-path", "async-url", "aiosqlite-url", "sync-path", "sync-url"],
+)
+async def test_a_new_database_file_and_its_wal_are_private(tmp_path: Path, opener: Callable[[Path], Any]) -> None:
+    path = tmp_path / "secrets.db"
+    store = opener(path)
+    try:
+        session = store.create_session("/s")
+        session = await session if asyncio.iscoroutine(session) else session
+        for suffix in ("", "-wal", "-shm"):
+            sibling = path.with_name(path.name + suffix)
+            assert sibling.exists(), f"{sibling.name} missing: not in WAL mode?"
+            assert file_mode(sibling) == 0o600, f"{sibling.name} has mode {oct(file_mode(sibling))}"
+        with raw_connection(f"sqlite:///{path}") as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        closed = store.close()
+        if asyncio.iscoroutine(closed):
+            await closed
+
+
+async def test_sqlite_connections_use_wal_normal_sync_and_a_busy_timeout(
+    open_store: StoreFactory, tmp_path: Path
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'p.db'}")
+    await store.create_session("/p")
+    seen: list[tuple[Any, ...]] = []
+
+    def capture(conn: Any, *_args: Any) -> None:
+        if not seen:
+            cursor = conn.connection.cursor()
+            row = []
+            for pragma in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys"):
+                cursor.execute(f"PRAGMA {pragma}")
+                row.append(cursor.fetchone()[0])
+            seen.append(tuple(row))
+
+    event.listen(Engine, "before_cursor_execute", capture)
+    try:
+        await store.get_session("nothing")
+    finally:
+        event.remove(Engine, "before_cursor_execute", capture)
+    # synchronous=1 is NORMAL: in WAL mode a process crash loses no committed write.
+    assert seen == [("wal", 1, 10_000, 1)]
+
+
+# --- 8. server connections --------------------------------------------------------------
+
+
+def kill_connections(url: str) -> int:
+    """Kill every connection to the (scratch) database of ``url`` but this one."""
+    engine = create_engine(normalize_url(url, for_async=False), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            database = engine.url.database
+            if engine.dialect.name == "postgresql":
+                query = "SELECT pid FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"
+                victims = conn.execute(text(query), {"db": database}).scalars().all()
+                for pid in victims:
+                    conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            else:
+                query = "SELECT id FROM information_schema.processlist WHERE db = :db AND id <> CONNECTION_ID()"
+                victims = conn.execute(text(query), {"db": database}).scalars().all()
+                for thread_id in victims:
+                    conn.exec_driver_sql(f"KILL {int(thread_id)}")
+            return len(victims)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("scratch_url", ["postgresql", "mariadb"], indirect=True)
+async def test_a_killed_server_connection_is_replaced_on_the_next_call(
+    open_store: StoreFactory, scratch_url: str
+) -> None:
+    store = open_store(scratch_url)
+    session = await store.create_session("/k")
+    for round_ in range(3):
+        assert kill_connections(scratch_url) >= 1, "the store keeps a pooled connection to kill"
+        await asyncio.sleep(0.05)
+        # Reads and writes alike: pre-ping finds the dead connection before the call uses it.
+        await store.add_message(session.id, role="user", content=f"after kill {round_}")
+        assert kill_connections(scratch_url) >= 1
+        assert [m.content for m in await store.get_messages(session.id)] == [
+            f"after kill {i}" for i in range(round_ + 1)
+        ]
+
+
+@pytest.mark.parametrize("scratch_url", ["postgresql", "mariadb"], indirect=True)
+async def test_without_pre_ping_a_lost_connection_is_retried_for_reads_and_reported_for_writes(
+    open_store: StoreFactory, scratch_url: str
+) -> None:
+    store = open_store(scratch_url, pool_pre_ping=False)
+    session = await store.create_session("/k")
+    kill_connections(scratch_url)
+    # A read is safe to run again: it is retried once, on a new connection.
+    assert await store.get_session(session.id) == session
+    kill_connections(scratch_url)
+    # A write is not: its commit might have happened. The caller gets a clear error...
+    with pytest.raises(DatabaseUnavailableError, match="Lost the connection"):
+        await store.add_message(session.id, role="user", content="maybe")
+    # ...and the next call works.
+    await store.add_message(session.id, role="user", content="surely")
+    assert [m.content for m in await store.get_messages(session.id)] == ["surely"]
+
+
+async def test_an_unreachable_server_is_a_clear_error(open_store: StoreFactory, face: str) -> None:
+    # Nothing listens on port 1.
+    store = open_store("postgresql://postgres@127.0.0.1:1/nowhere?connect_timeout=2")
+    with pytest.raises(DatabaseUnavailableError):
+        await store.get_session("s")
