@@ -148,6 +148,16 @@ def list_sessions(
     cursor: str | None,
     search: str | None,
 ) -> SessionPage:
+    query = session_page_query(workspace_id, cursor, search)
+    if limit is not None:
+        query = query.limit(limit + 1)
+    rows = conn.execute(query).all()
+    rows, next_cursor = split_page(rows, limit)
+    return SessionPage([_session_from_row(row) for row in rows], next_cursor=next_cursor)
+
+
+def session_page_query(workspace_id: str | None, cursor: str | None, search: str | None) -> Select[Any]:
+    """The sessions after ``cursor``, most recently updated first; the caller adds the limit (+1)."""
     query = select(*_SESSION_COLUMNS)
     if workspace_id is not None:
         query = query.where(sessions.c.workspace_id == workspace_id)
@@ -166,15 +176,15 @@ def list_sessions(
         query = query.where(
             tuple_(sessions.c.updated_at, sessions.c.id) < tuple_(literal(updated_at), literal(after_id))
         )
-    query = query.order_by(sessions.c.updated_at.desc(), sessions.c.id.desc())
-    if limit is not None:
-        query = query.limit(limit + 1)
-    rows = conn.execute(query).all()
-    next_cursor = None
-    if limit is not None and len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].updated_at, rows[-1].id)
-    return SessionPage([_session_from_row(row) for row in rows], next_cursor=next_cursor)
+    return query.order_by(sessions.c.updated_at.desc(), sessions.c.id.desc())
+
+
+def split_page(rows: Sequence[AnyRow], limit: int | None) -> tuple[Sequence[AnyRow], str | None]:
+    """A page's rows (fetched with ``limit + 1``) without the extra one, and the next cursor."""
+    if limit is None or len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1].updated_at, rows[-1].id)
 
 
 def encode_cursor(updated_at: int, session_id: str) -> str:

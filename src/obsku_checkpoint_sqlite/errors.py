@@ -66,3 +66,16 @@ class DatabaseUnavailableError(CheckpointStoreError):
 
 class DriverNotInstalledError(CheckpointStoreError, ImportError):
     """The database URL needs a driver that is not installed."""
+
+
+class ExportFormatError(CheckpointStoreError):
+    """An export file is corrupt, truncated or of an unknown format; ``line`` says where."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(f"Export file, line {line}: {reason}")
+        self.line = line
+        self.reason = reason
+
+
+class ImportConflictError(CheckpointStoreError):
+    """An imported row's id exists in the target already."""

@@ -160,6 +160,31 @@ class SessionState(_Dto):
     latest_checkpoint: Checkpoint | None = None
 
 
+class PruneReport(_Dto):
+    """What ``prune`` deleted or, on a dry run, would delete."""
+
+    dry_run: bool
+    sessions: int
+    """Idle sessions deleted with their messages and checkpoints."""
+    checkpoints: int
+    """Checkpoints deleted, those of deleted sessions included."""
+    messages: int
+    protected_checkpoints: int
+    """Checkpoints the rules selected but kept because a kept checkpoint or fork names them."""
+    session_ids: list[str]
+    vacuumed: bool = False
+
+
+class TransferReport(_Dto):
+    """The rows an export, import or copy moved."""
+
+    sessions: int
+    messages: int
+    checkpoints: int
+    skipped_sessions: int = 0
+    """Sessions an import left alone because their id existed (``on_conflict="skip"``)."""
+
+
 # Validated inputs. The store builds these from its keyword arguments, so bad input
 # fails here, before any connection is taken.
 

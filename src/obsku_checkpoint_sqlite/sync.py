@@ -15,7 +15,9 @@ from typing import Any
 
 from sqlalchemy import URL, Engine
 
+from . import _admin as admin
 from . import _operations as ops
+from . import transfer
 from ._engine import SyncRunner, open_sync_runner, sqlite_url
 from .schemas import (
     UNSET,
@@ -25,13 +27,17 @@ from .schemas import (
     NewCheckpoint,
     NewMessage,
     NewSession,
+    PruneReport,
     Role,
     Session,
     SessionChanges,
     SessionPage,
+    SessionState,
     StoredMessage,
     StoredToolResult,
+    SummaryPage,
     ToolCall,
+    TransferReport,
     Unset,
     check_count,
     check_millis,
@@ -274,6 +280,182 @@ class SqlAlchemyCheckpointStore:
         check_text("checkpoint_id", checkpoint_id)
         check_text("title", title, optional=True)
         return self._runner.run(ops.fork, checkpoint_id, title, write=True)
+
+    # --- operator tooling ---------------------------------------------------------------
+
+    def session_summaries(
+        self,
+        workspace_id: str | None = None,
+        *,
+        limit: int | None = 50,
+        cursor: str | None = None,
+        search: str | None = None,
+    ) -> SummaryPage:
+        """Sessions in ``list_sessions`` order, each with its message count, checkpoint count,
+        last message time and latest checkpoint, in one query however many sessions.
+
+        Returns a list with a ``next_cursor`` attribute; ``cursor`` and ``search`` work as
+        in ``list_sessions``.
+
+        Raises:
+            ValueError: a negative ``limit`` or a cursor this store did not return.
+        """
+        check_text("workspace_id", workspace_id, optional=True)
+        check_count("limit", limit)
+        check_text("search", search, optional=True)
+        return self._runner.run(admin.session_summaries, workspace_id, limit, cursor, search, write=False)
+
+    def continue_latest(self, workspace_id: str | None = None) -> SessionState | None:
+        """The most recently updated session (in ``workspace_id``, if given) with all its
+        messages and its latest checkpoint, read together; None if there is no session.
+
+        Raises:
+            CheckpointCorruptionError: stored JSON cannot be decoded.
+        """
+        check_text("workspace_id", workspace_id, optional=True)
+        return self._runner.run(admin.continue_latest, workspace_id, write=False)
+
+    def prune(
+        self,
+        *,
+        keep_last: int | None = None,
+        checkpoints_before: int | None = None,
+        sessions_idle_before: int | None = None,
+        workspace_id: str | None = None,
+        protect_lineage: bool = True,
+        dry_run: bool = False,
+        batch_size: int = 500,
+        vacuum: bool = False,
+        progress: transfer.Progress | None = None,
+    ) -> PruneReport:
+        """Delete old data; with ``dry_run``, only report what would go.
+
+        - ``keep_last``: keep the newest N checkpoints of each (session, namespace).
+        - ``checkpoints_before``: delete checkpoints created before this time (ms).
+          With ``keep_last`` too, a checkpoint goes only if both select it.
+        - ``sessions_idle_before``: delete sessions (with their messages and checkpoints)
+          not updated since this time (ms).
+
+        With ``protect_lineage`` (the default), a checkpoint that a kept checkpoint names
+        as its parent, or that a kept fork was made from, is kept, and so is its own
+        ancestry and, for an idle session, the session. ``workspace_id`` limits what is
+        deleted, not what protects. Deletes run in transactions of ``batch_size`` rows; a
+        checkpoint that gains a child, or a session written to, after the plan is spared.
+        ``vacuum`` then gives the space back to the file system (SQLite only).
+
+        Raises:
+            ValueError: no rule given, or a negative ``keep_last`` or ``batch_size`` < 1.
+        """
+        check_count("keep_last", keep_last)
+        check_millis("checkpoints_before", checkpoints_before)
+        check_millis("sessions_idle_before", sessions_idle_before)
+        check_text("workspace_id", workspace_id, optional=True)
+        if keep_last is None and checkpoints_before is None and sessions_idle_before is None:
+            raise ValueError("prune: give keep_last, checkpoints_before or sessions_idle_before")
+        if type(batch_size) is not int or batch_size < 1:
+            raise ValueError(f"batch_size: must be a positive int, got {batch_size!r}")
+        policy = admin.PrunePolicy(keep_last, checkpoints_before, sessions_idle_before, workspace_id, protect_lineage)
+        plan = self._runner.run(admin.plan_prune, policy, write=False)
+        report = PruneReport(
+            dry_run=True, sessions=len(plan.session_ids),
+            checkpoints=len(plan.checkpoint_ids) + plan.session_checkpoints, messages=plan.messages,
+            protected_checkpoints=plan.protected, session_ids=plan.session_ids,
+        )  # fmt: skip
+        if dry_run:
+            return report
+        total = len(plan.checkpoint_ids) + len(plan.session_ids)
+        deleted = [0, 0, 0]  # sessions, checkpoints, messages
+        for start in range(0, len(plan.checkpoint_ids), batch_size):
+            batch = plan.checkpoint_ids[start : start + batch_size]
+            deleted[1] += self._runner.run(admin.delete_checkpoints, batch, plan.planned_at, write=True)
+            if progress is not None:
+                progress(start + len(batch), total)
+        for start in range(0, len(plan.session_ids), batch_size):
+            batch = plan.session_ids[start : start + batch_size]
+            counts = self._runner.run(admin.delete_idle_sessions, batch, sessions_idle_before, write=True)
+            deleted = [done + more for done, more in zip(deleted, counts, strict=True)]
+            if progress is not None:
+                progress(len(plan.checkpoint_ids) + start + len(batch), total)
+        if vacuum:
+            self._runner.run(admin.vacuum, write=False)
+        return report.model_copy(
+            update={
+                "dry_run": False, "sessions": deleted[0], "checkpoints": deleted[1], "messages": deleted[2],
+                "vacuumed": vacuum and self._runner.dialect_name == "sqlite",
+            }
+        )  # fmt: skip
+
+    def export_sessions(
+        self,
+        target: transfer.ExportTarget,
+        *,
+        workspace_id: str | None = None,
+        session_ids: list[str] | None = None,
+        progress: transfer.Progress | None = None,
+    ) -> TransferReport:
+        """Write sessions with their messages and checkpoints to ``target`` (a path, ``.gz``
+        for gzip, or a binary file object) in the versioned JSON Lines format of
+        ``obsku_checkpoint_sqlite.transfer``. All sessions unless ``workspace_id`` or
+        ``session_ids`` narrow it. Streams: memory does not grow with the database.
+
+        Raises:
+            OSError: the file cannot be written.
+        """
+        check_text("workspace_id", workspace_id, optional=True)
+        if session_ids is not None:
+            for session_id in session_ids:
+                check_text("session_ids", session_id)
+        return self._runner.run(transfer.export_sessions, target, workspace_id, session_ids, progress, write=False)
+
+    def import_sessions(
+        self,
+        source: str | os.PathLike[str],
+        *,
+        new_ids: bool = False,
+        on_conflict: transfer.OnConflict = "fail",
+        progress: transfer.Progress | None = None,
+    ) -> TransferReport:
+        """Read an export file (``.gz`` for gzip) into this database, in one transaction:
+        on any error nothing is imported.
+
+        Rows keep their ids, so a round trip is exact. A session whose id exists already
+        makes the import fail (``on_conflict="fail"``, the default: importing a file twice
+        fails and changes nothing) or is skipped with its rows (``"skip"``: importing twice
+        is a no-op). With ``new_ids``, every row gets a fresh id and references inside the
+        file follow, so the file can be imported any number of times, as copies.
+
+        Raises:
+            ExportFormatError: the file is corrupt, truncated or of a newer format; its
+                ``line`` says where.
+            ImportConflictError: an id exists in the target (see ``on_conflict``).
+            OSError: the file cannot be read.
+        """
+        if on_conflict not in ("fail", "skip"):
+            raise ValueError(f"on_conflict: 'fail' or 'skip', got {on_conflict!r}")
+        return self._runner.run(transfer.import_sessions, source, new_ids, on_conflict, progress, write=True)
+
+    def copy_to(
+        self,
+        target_url: str | URL,
+        *,
+        batch_size: int = transfer.BATCH_SIZE,
+        progress: transfer.Progress | None = None,
+    ) -> TransferReport:
+        """Copy everything in this database into the empty database at ``target_url``.
+
+        The target is brought to the head schema, written in one transaction in batches
+        from one snapshot of this database, and its row counts checked against it. Ids
+        are kept. The target is written through a blocking engine.
+
+        Raises:
+            ImportConflictError: the target holds sessions already.
+            SchemaError: the target is at a newer schema than this package.
+            DatabaseUnavailableError: the target cannot be reached.
+            CheckpointStoreError: the counts differ after the copy (nothing is committed).
+        """
+        if type(batch_size) is not int or batch_size < 1:
+            raise ValueError(f"batch_size: must be a positive int, got {batch_size!r}")
+        return self._runner.run(transfer.copy_to, target_url, batch_size, progress, write=False)
 
 
 class SqliteCheckpointStore(SqlAlchemyCheckpointStore):

@@ -1,0 +1,296 @@
+"""Operations for operators: session summaries, "continue where I left off", retention.
+
+Written once over a synchronous ``Connection``, like ``_operations``; the store runs
+them in its runner's transaction. Prune is the exception that takes several: it plans
+in one read transaction and deletes in bounded batches, one transaction each.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, exists, func, select
+
+from . import _operations as ops
+from ._operations import checkpoints, messages, sessions
+from .schemas import CheckpointRef, SessionState, SessionSummary, SummaryPage
+
+# --- summaries --------------------------------------------------------------------------
+
+
+def session_summaries(
+    conn: Connection, workspace_id: str | None, limit: int | None, cursor: str | None, search: str | None
+) -> SummaryPage:
+    """One statement for the whole page, however many sessions it holds.
+
+    The page is a CTE; message and checkpoint aggregates are joined to it, and the
+    latest checkpoint per session is picked by a window function, so nothing runs
+    per session.
+    """
+    page_query = ops.session_page_query(workspace_id, cursor, search)
+    if limit is not None:
+        page_query = page_query.limit(limit + 1)
+    page = page_query.cte("page")
+    message_stats = (
+        select(
+            messages.c.session_id,
+            func.count().label("message_count"),
+            func.max(messages.c.created_at).label("last_message_at"),
+        )
+        .join(page, page.c.id == messages.c.session_id)
+        .group_by(messages.c.session_id)
+        .subquery("message_stats")
+    )
+    ranked = (
+        select(
+            checkpoints.c.session_id,
+            checkpoints.c.id,
+            checkpoints.c.namespace,
+            checkpoints.c.step,
+            checkpoints.c.version,
+            checkpoints.c.source,
+            checkpoints.c.created_at,
+            func.count().over(partition_by=checkpoints.c.session_id).label("checkpoint_count"),
+            # The order of get_latest_checkpoint with no namespace.
+            func.row_number()
+            .over(
+                partition_by=checkpoints.c.session_id,
+                order_by=(
+                    checkpoints.c.step.desc(),
+                    checkpoints.c.created_at.desc(),
+                    checkpoints.c.version.desc(),
+                    checkpoints.c.id.desc(),
+                ),
+            )
+            .label("rank"),
+        )
+        .join(page, page.c.id == checkpoints.c.session_id)
+        .subquery("ranked")
+    )
+    query = (
+        select(
+            *page.c,
+            message_stats.c.message_count,
+            message_stats.c.last_message_at,
+            ranked.c.checkpoint_count,
+            ranked.c.id.label("checkpoint_id"),
+            ranked.c.namespace.label("checkpoint_namespace"),
+            ranked.c.step.label("checkpoint_step"),
+            ranked.c.version.label("checkpoint_version"),
+            ranked.c.source.label("checkpoint_source"),
+            ranked.c.created_at.label("checkpoint_created_at"),
+        )
+        .outerjoin(message_stats, message_stats.c.session_id == page.c.id)
+        .outerjoin(ranked, and_(ranked.c.session_id == page.c.id, ranked.c.rank == 1))
+        .order_by(page.c.updated_at.desc(), page.c.id.desc())
+    )
+    rows, next_cursor = ops.split_page(conn.execute(query).all(), limit)
+    return SummaryPage([_summary_from_row(row) for row in rows], next_cursor=next_cursor)
+
+
+def _summary_from_row(row: Any) -> SessionSummary:
+    latest = None
+    if row.checkpoint_id is not None:
+        latest = CheckpointRef(
+            id=row.checkpoint_id,
+            namespace=row.checkpoint_namespace,
+            step=row.checkpoint_step,
+            version=row.checkpoint_version,
+            source=row.checkpoint_source,
+            created_at=row.checkpoint_created_at,
+        )
+    return SessionSummary(
+        session=ops._session_from_row(row),
+        message_count=row.message_count or 0,
+        checkpoint_count=row.checkpoint_count or 0,
+        last_message_at=row.last_message_at,
+        latest_checkpoint=latest,
+    )
+
+
+def continue_latest(conn: Connection, workspace_id: str | None) -> SessionState | None:
+    page = ops.list_sessions(conn, workspace_id, 1, None, None)
+    if not page:
+        return None
+    session = page[0]
+    return SessionState(
+        session=session,
+        messages=ops.get_messages(conn, session.id, None, None),
+        latest_checkpoint=ops.get_latest_checkpoint(conn, session.id, None),
+    )
+
+
+# --- retention --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrunePolicy:
+    """What ``prune`` deletes. Checkpoint rules combine: a checkpoint goes only if every
+    rule given selects it (beyond the newest ``keep_last`` of its session and namespace,
+    and created before ``checkpoints_before``)."""
+
+    keep_last: int | None = None
+    checkpoints_before: int | None = None
+    sessions_idle_before: int | None = None
+    workspace_id: str | None = None
+    protect_lineage: bool = True
+
+
+@dataclass
+class PrunePlan:
+    """The rows a prune deletes, decided in one read transaction."""
+
+    session_ids: list[str] = field(default_factory=list)
+    checkpoint_ids: list[str] = field(default_factory=list)
+    """Checkpoints deleted on their own; those of deleted sessions go with their session."""
+    session_checkpoints: int = 0
+    messages: int = 0
+    protected: int = 0
+    """Checkpoints the rules selected but that were kept for a kept checkpoint or fork."""
+    planned_at: int = 0
+
+
+def plan_prune(conn: Connection, policy: PrunePolicy) -> PrunePlan:
+    """Decide what ``policy`` deletes, without deleting anything.
+
+    Lineage protection is a fixpoint: keeping a checkpoint keeps its parent (and so
+    its whole ancestry), and keeping a checkpoint of an idle session keeps the
+    session, whose fork origin and other checkpoints are then kept too. It holds ids
+    of the selected rows and the parent links in memory, not payloads.
+    """
+    planned_at = ops.now_ms()
+    idle: set[str] = set()
+    if policy.sessions_idle_before is not None:
+        query = select(sessions.c.id).where(sessions.c.updated_at < policy.sessions_idle_before)
+        if policy.workspace_id is not None:
+            query = query.where(sessions.c.workspace_id == policy.workspace_id)
+        idle = set(conn.execute(query).scalars())
+
+    checkpoint_rules = policy.keep_last is not None or policy.checkpoints_before is not None
+    # Selected checkpoints: id -> (session id, parent id, selected by a checkpoint rule).
+    selected: dict[str, tuple[str, str | None, bool]] = {}
+    by_session: defaultdict[str, list[str]] = defaultdict(list)
+    references: list[tuple[str, str]] = []  # (child, parent) for every parent link
+    query = select(
+        checkpoints.c.id, checkpoints.c.session_id, checkpoints.c.namespace, checkpoints.c.parent_id,
+        checkpoints.c.created_at, sessions.c.workspace_id,
+    ).join(sessions, sessions.c.id == checkpoints.c.session_id).order_by(
+        checkpoints.c.session_id, checkpoints.c.namespace, checkpoints.c.step.desc(),
+        checkpoints.c.created_at.desc(), checkpoints.c.version.desc(), checkpoints.c.id.desc(),
+    )  # fmt: skip
+    group: tuple[str, str] | None = None
+    rank = 0
+    for row in conn.execution_options(yield_per=5000).execute(query):
+        if row.parent_id is not None:
+            references.append((row.id, row.parent_id))
+        if (row.session_id, row.namespace) != group:
+            group, rank = (row.session_id, row.namespace), 0
+        rank += 1
+        in_scope = policy.workspace_id is None or row.workspace_id == policy.workspace_id
+        by_rule = (
+            in_scope
+            and checkpoint_rules
+            and (policy.keep_last is None or rank > policy.keep_last)
+            and (policy.checkpoints_before is None or row.created_at < policy.checkpoints_before)
+        )
+        if by_rule or row.session_id in idle:
+            selected[row.id] = (row.session_id, row.parent_id, by_rule)
+            by_session[row.session_id].append(row.id)
+
+    protected = 0
+    if policy.protect_lineage:
+        forks = conn.execute(
+            select(sessions.c.id, sessions.c.forked_from_checkpoint_id).where(
+                sessions.c.forked_from_checkpoint_id.is_not(None)
+            )
+        ).all()
+        fork_origin = {row.id: row.forked_from_checkpoint_id for row in forks}
+        pending = [parent for child, parent in references if child not in selected]
+        pending += [origin for session_id, origin in fork_origin.items() if session_id not in idle]
+        while pending:
+            checkpoint_id = pending.pop()
+            entry = selected.pop(checkpoint_id, None)
+            if entry is None:
+                continue
+            protected += 1
+            session_id, parent_id, _ = entry
+            if parent_id is not None:
+                pending.append(parent_id)
+            if session_id in idle:
+                # The session stays for this checkpoint: so do the fork origin it names
+                # and its checkpoints that were going only because the session was.
+                idle.discard(session_id)
+                if session_id in fork_origin:
+                    pending.append(fork_origin[session_id])
+                for other in by_session[session_id]:
+                    kept = selected.get(other)
+                    if kept is not None and not kept[2]:
+                        del selected[other]
+                        if kept[1] is not None:
+                            pending.append(kept[1])
+
+    plan = PrunePlan(planned_at=planned_at, protected=protected)
+    plan.session_ids = sorted(idle)
+    plan.checkpoint_ids = [key for key, (session_id, _, _) in selected.items() if session_id not in idle]
+    plan.session_checkpoints = len(selected) - len(plan.checkpoint_ids)
+    if idle:
+        counts = conn.execute(
+            select(messages.c.session_id, func.count())
+            .join(sessions, sessions.c.id == messages.c.session_id)
+            .where(sessions.c.updated_at < policy.sessions_idle_before)
+            .group_by(messages.c.session_id)
+        ).all()
+        plan.messages = sum(count for session_id, count in counts if session_id in idle)
+    return plan
+
+
+def delete_checkpoints(conn: Connection, checkpoint_ids: Sequence[str], planned_at: int) -> int:
+    """Delete a batch of planned checkpoints, sparing any that became a parent since the plan."""
+    newer_child = checkpoints.alias("newer_child")
+    newer_fork = sessions.alias("newer_fork")
+    statement = delete(checkpoints).where(
+        checkpoints.c.id.in_(checkpoint_ids),
+        ~exists().where(newer_child.c.parent_id == checkpoints.c.id, newer_child.c.created_at >= planned_at),
+        ~exists().where(
+            newer_fork.c.forked_from_checkpoint_id == checkpoints.c.id, newer_fork.c.created_at >= planned_at
+        ),
+    )
+    return int(conn.execute(statement).rowcount)
+
+
+def delete_idle_sessions(conn: Connection, session_ids: Sequence[str], idle_before: int) -> tuple[int, int, int]:
+    """Delete a batch of planned sessions, sparing any written to since the plan.
+
+    Returns the numbers of sessions, checkpoints and messages deleted.
+    """
+    still_idle = list(
+        conn.execute(
+            select(sessions.c.id).where(sessions.c.id.in_(session_ids), sessions.c.updated_at < idle_before)
+        ).scalars()
+    )
+    if not still_idle:
+        return 0, 0, 0
+    # Explicit deletes, not only the cascade, as in delete_session.
+    deleted_messages = conn.execute(delete(messages).where(messages.c.session_id.in_(still_idle))).rowcount
+    deleted_checkpoints = conn.execute(delete(checkpoints).where(checkpoints.c.session_id.in_(still_idle))).rowcount
+    deleted_sessions = conn.execute(delete(sessions).where(sessions.c.id.in_(still_idle))).rowcount
+    return int(deleted_sessions), int(deleted_checkpoints), int(deleted_messages)
+
+
+def vacuum(conn: Connection) -> None:
+    """Give the space of deleted rows back to the file system (SQLite only; elsewhere a no-op).
+
+    VACUUM cannot run inside a transaction: this ends the runner's (empty) one on the
+    raw connection, vacuums, and opens another for the runner to commit.
+    """
+    if conn.dialect.name != "sqlite":
+        return
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for statement in ("COMMIT", "VACUUM", "BEGIN"):
+            cursor.execute(statement)
+    finally:
+        cursor.close()
