@@ -329,4 +329,3 @@ async def test_prune_refuses_no_rule_and_bad_arguments(store: Any) -> None:
         await store.prune(keep_last=-1)
     with pytest.raises(ValueError, match="batch_size"):
         await store.prune(keep_last=1, batch_size=0)
-
