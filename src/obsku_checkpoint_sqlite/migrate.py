@@ -200,9 +200,20 @@ def _schema_lock(conn: Connection) -> Iterator[None]:
         conn.execute(text("SELECT pg_advisory_xact_lock(7208041733)"))
         yield
     elif name in ("mysql", "mariadb"):
-        conn.execute(text("SELECT GET_LOCK('obsku_checkpoint_schema', 60)"))
+        if conn.execute(text("SELECT GET_LOCK('obsku_checkpoint_schema', 60)")).scalar() != 1:
+            raise SchemaError("Timed out after 60 s waiting for another process to finish changing the schema")
         try:
+            # DDL commits implicitly here, so a schema change is never one transaction
+            # anyway; what matters is what the lock's holders see. Commit after taking it,
+            # so the reads below leave any REPEATABLE READ snapshot taken before the
+            # previous holder finished; and before releasing it, so the next holder sees
+            # this one's alembic_version row (its last UPDATE follows the last DDL and
+            # would otherwise wait for the runner's commit, after the release). Without
+            # both, processes opening a new database at once re-ran migrations:
+            # "Duplicate entry '0001'", "Duplicate column name 'forked_from_session_id'".
+            conn.exec_driver_sql("COMMIT")
             yield
+            conn.exec_driver_sql("COMMIT")
         finally:
             conn.execute(text("SELECT RELEASE_LOCK('obsku_checkpoint_schema')"))
     else:
