@@ -190,15 +190,15 @@ def test_delete_asks_first_unless_yes(filled: Filled) -> None:
 def test_prune_is_a_dry_run_until_apply(filled: Filled) -> None:
     before = ok(filled.db, "checkpoints", filled.run, "--json").stdout
     dry = ok(filled.db, "prune", "--keep-last", "1").stdout
-    assert "Would delete 0 sessions, 0 checkpoints" in dry
-    assert "Kept 1 checkpoints" in dry  # the first: the second names it as parent, the fork too
+    assert "Would delete 0 sessions, 0 messages and 0 checkpoints" in dry
+    assert "Kept 1 checkpoint that" in dry  # the first: the second names it as parent, the fork too
     assert "Dry run" in dry
     assert ok(filled.db, "checkpoints", filled.run, "--json").stdout == before
 
     report = json.loads(ok(filled.db, "prune", "--keep-last", "1", "--break-lineage", "--json").stdout)
     assert (report["dry_run"], report["checkpoints"]) == (True, 1)
     applied = ok(filled.db, "prune", "--keep-last", "1", "--break-lineage", "--apply", "--vacuum").stdout
-    assert "Deleted 0 sessions, 1 checkpoints" in applied
+    assert "Deleted 0 sessions, 0 messages and 1 checkpoint." in applied
     assert "Vacuumed" in applied
     assert [c["id"] for c in json.loads(ok(filled.db, "checkpoints", filled.run, "--json").stdout)] == [filled.second]
 

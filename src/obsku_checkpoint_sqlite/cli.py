@@ -34,7 +34,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from . import migrate
 from ._engine import DEFAULT_URL, URL_ENVIRONMENT_VARIABLE, create_sync_engine, translate
 from .errors import CheckpointStoreError
-from .schemas import Checkpoint, StoredMessage
+from .schemas import Checkpoint, PruneReport, StoredMessage, TransferReport
 from .sync import SqlAlchemyCheckpointStore
 from .transfer import Progress as ProgressCallback
 from .transfer import copy_database
@@ -181,6 +181,17 @@ def _time(millis: int | None) -> str:
     if millis is None:
         return "-"
     return datetime.fromtimestamp(millis / 1000, tz=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _rows(report: PruneReport | TransferReport) -> str:
+    return (
+        f"{_count(report.sessions, 'session')}, {_count(report.messages, 'message')} "
+        f"and {_count(report.checkpoints, 'checkpoint')}"
+    )
 
 
 def _short(text: str | None, width: int = 60) -> str:
@@ -548,10 +559,10 @@ def prune(
         _print_json(report.model_dump(mode="json"))
         return
     verb = "Would delete" if report.dry_run else "Deleted"
-    out.print(f"{verb} {report.sessions} sessions, {report.checkpoints} checkpoints and {report.messages} messages.")
+    out.print(f"{verb} {_rows(report)}.")
     if report.protected_checkpoints:
         out.print(
-            f"Kept {report.protected_checkpoints} checkpoints that kept checkpoints or forks name as their parent "
+            f"Kept {_count(report.protected_checkpoints, 'checkpoint')} that kept checkpoints or forks name as parent "
             "(--break-lineage deletes them too)."
         )
     if report.dry_run:
@@ -576,10 +587,7 @@ def export_command(
         target = sys.stdout.buffer if output == "-" else output
         report = store.export_sessions(target, workspace_id=workspace, session_ids=session or None, progress=progress)
     where = "standard output" if output == "-" else output
-    err.print(
-        f"Exported {report.sessions} sessions, {report.messages} messages and {report.checkpoints} checkpoints "
-        f"to {where}."
-    )
+    err.print(f"Exported {_rows(report)} to {where}.")
 
 
 @app.command("import")
@@ -602,8 +610,8 @@ def import_command(
         _print_json(report.model_dump(mode="json"))
         return
     out.print(
-        f"Imported {report.sessions} sessions, {report.messages} messages and {report.checkpoints} checkpoints."
-        + (f" Skipped {report.skipped_sessions} existing sessions." if report.skipped_sessions else "")
+        f"Imported {_rows(report)}."
+        + (f" Skipped {_count(report.skipped_sessions, 'existing session')}." if report.skipped_sessions else "")
     )
 
 
@@ -625,10 +633,7 @@ def copy(
     if as_json:
         _print_json(report.model_dump(mode="json"))
         return
-    out.print(
-        f"Copied {report.sessions} sessions, {report.messages} messages and {report.checkpoints} checkpoints; "
-        "counts verified."
-    )
+    out.print(f"Copied {_rows(report)}; counts verified.")
 
 
 # --- schema -----------------------------------------------------------------------------
