@@ -13,6 +13,8 @@ from .errors import (
     CheckpointVersionConflictError,
     DatabaseUnavailableError,
     DriverNotInstalledError,
+    ExportFormatError,
+    ImportConflictError,
     SchemaError,
     SessionNotFoundError,
 )
@@ -22,6 +24,7 @@ from .schemas import (
     CheckpointNodeResult,
     CheckpointRef,
     CycleState,
+    PruneReport,
     Session,
     SessionPage,
     SessionState,
@@ -30,6 +33,7 @@ from .schemas import (
     StoredToolResult,
     SummaryPage,
     ToolCall,
+    TransferReport,
 )
 from .store import SqlAlchemyCheckpointStore, SqliteCheckpointStore
 
@@ -45,6 +49,9 @@ __all__ = [
     "CycleState",
     "DatabaseUnavailableError",
     "DriverNotInstalledError",
+    "ExportFormatError",
+    "ImportConflictError",
+    "PruneReport",
     "SchemaError",
     "Session",
     "SessionNotFoundError",
@@ -57,4 +64,5 @@ __all__ = [
     "StoredToolResult",
     "SummaryPage",
     "ToolCall",
+    "TransferReport",
 ]
