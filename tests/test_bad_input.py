@@ -301,21 +301,21 @@ async def test_nul_in_text_columns_round_trips_or_is_refused_cleanly(store: Any,
     session = await store.create_session("/nul", workspace_id=workspace)
     before = await snapshot(store, session.id, workspace)
     writes = {
-        "content": store.add_message(session.id, role="user", content=NUL_TEXT),
-        "title": store.update_session(session.id, title=NUL_TEXT),
-        "directory": store.create_session(NUL_TEXT, workspace_id=workspace),
-        "namespace": store.save_checkpoint(session_id=session.id, namespace=NUL_TEXT, **EMPTY_CHECKPOINT),
-        "node_id": store.save_checkpoint(session_id=session.id, node_id=NUL_TEXT, **EMPTY_CHECKPOINT),
+        "content": lambda: store.add_message(session.id, role="user", content=NUL_TEXT),
+        "title": lambda: store.update_session(session.id, title=NUL_TEXT),
+        "directory": lambda: store.create_session(NUL_TEXT, workspace_id=workspace),
+        "namespace": lambda: store.save_checkpoint(session_id=session.id, namespace=NUL_TEXT, **EMPTY_CHECKPOINT),
+        "node_id": lambda: store.save_checkpoint(session_id=session.id, node_id=NUL_TEXT, **EMPTY_CHECKPOINT),
     }
     if backend == "postgresql":
         for field, write in writes.items():
             with pytest.raises(ValueError, match=rf"^{field}: PostgreSQL cannot store the NUL character"):
-                await write
+                await write()
         assert await snapshot(store, session.id, workspace) == before
         return
 
     for write in writes.values():
-        await write
+        await write()
     (message,) = await store.get_messages(session.id)
     assert message.content == NUL_TEXT
     loaded = await store.get_session(session.id)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -30,6 +32,7 @@ from obsku_checkpoint_sqlite import (
     SqliteCheckpointStore,
     sync,
 )
+from obsku_checkpoint_sqlite import _engine as engine_module
 from obsku_checkpoint_sqlite import _operations as operations
 from obsku_checkpoint_sqlite._engine import normalize_url
 from tests.conftest import StoreFactory
@@ -267,6 +270,69 @@ async def test_concurrent_writers_in_one_process_never_share_a_version(
         returned = sorted(c.version for c in saved if c.namespace == namespace)
         stored = sorted(c.version for c in await stores[0].list_checkpoints(session.id, namespace=namespace))
         assert returned == stored == list(range(1, per_namespace + 1))
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_serialization_failures_are_retried_on_postgresql(open_store: StoreFactory, url: str, face: str) -> None:
+    # Under SERIALIZABLE, a writer that waited for the session lock fails with 40001 when
+    # the holder commits: the runner must roll back and run it again, not surface it.
+    store = open_store(url, isolation_level="SERIALIZABLE")
+    session = await store.create_session("/serializable")
+
+    def save() -> Any:
+        return store.save_checkpoint(session_id=session.id, step=0, node_results={}, source="loop")
+
+    if face == "async":
+        saved = await asyncio.gather(*(save() for _ in range(12)))
+    else:
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            saved = list(pool.map(lambda _: asyncio.run(save()), range(12)))
+    assert sorted(c.version for c in saved) == list(range(1, 13))
+
+
+@pytest.mark.parametrize("backend", ["sqlite-file", "mariadb"], indirect=True)
+async def test_a_writer_outlasting_the_lock_timeout_is_retried_until_the_lock_frees(
+    open_store: StoreFactory, url: str, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another connection holds the write lock longer than the store's lock timeout, so
+    # the store's write fails with "database is locked" (SQLite) or 1205 (MariaDB) at
+    # least once: it must retry, with backoff, and succeed once the lock is released.
+    if backend == "mariadb":
+        store = open_store(url, connect_args={"init_command": "SET SESSION innodb_lock_wait_timeout = 1"})
+        hold = 1.6
+    else:
+        monkeypatch.setattr(engine_module, "SQLITE_BUSY_TIMEOUT_MS", 50)
+        store = open_store(url)
+        hold = 0.6
+    session = await store.create_session("/locked")
+    failures: list[str] = []
+    decide = engine_module.retry_delay
+
+    def recording_retry_delay(exc: Any, *args: Any, **kwargs: Any) -> float | None:
+        failures.append(str(exc.orig))
+        return decide(exc, *args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "retry_delay", recording_retry_delay)
+    engine = create_engine(normalize_url(url, for_async=False))
+    try:
+        with engine.connect() as holder:
+            if backend == "mariadb":
+                holder.begin()
+                holder.execute(text("SELECT id FROM sessions WHERE id = :id FOR UPDATE"), {"id": session.id})
+            else:
+                holder.exec_driver_sql("BEGIN IMMEDIATE")
+            # From a thread: the sync face blocks the event loop while it waits.
+            release = threading.Timer(hold, holder.exec_driver_sql, ["COMMIT"])
+            release.start()
+            started = time.monotonic()
+            message = await store.add_message(session.id, role="user", content="x")
+            waited = time.monotonic() - started
+            release.join()
+    finally:
+        engine.dispose()
+    assert failures, "the lock never timed out: the test proved nothing"
+    assert waited >= hold * 0.9
+    assert [m.id for m in await store.get_messages(session.id)] == [message.id]
 
 
 # --- 3. one transaction per method ------------------------------------------------------
