@@ -406,7 +406,12 @@ class SqlAlchemyCheckpointStore:
             for session_id in session_ids:
                 check_text("session_ids", session_id)
         return await self._runner.run(
-            transfer.export_sessions, target, workspace_id, session_ids, progress, write=False
+            transfer.export_sessions,
+            target,
+            workspace_id,
+            session_ids,
+            progress,
+            write=False,
         )
 
     async def import_sessions(

@@ -405,7 +405,14 @@ class SqlAlchemyCheckpointStore:
         if session_ids is not None:
             for session_id in session_ids:
                 check_text("session_ids", session_id)
-        return self._runner.run(transfer.export_sessions, target, workspace_id, session_ids, progress, write=False)
+        return self._runner.run(
+            transfer.export_sessions,
+            target,
+            workspace_id,
+            session_ids,
+            progress,
+            write=False,
+        )
 
     def import_sessions(
         self,
