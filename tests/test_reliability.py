@@ -198,6 +198,21 @@ async def test_an_interrupted_fork_leaves_nothing_behind(
     assert len(await store.list_checkpoints(forked.id)) == 1
 
 
+async def test_a_fork_takes_the_same_statements_whatever_the_history_length(store: Any) -> None:
+    # Set-based: INSERT ... SELECT copies the history, no round trip per message.
+    statements: dict[int, list[str]] = {}
+    for length in (1, 40):
+        origin = await store.create_session("/long")
+        for index in range(length):
+            await store.add_message(origin.id, role="user", content=f"m{index}")
+        checkpoint = await store.save_checkpoint(session_id=origin.id, step=0, node_results={}, source="loop")
+        with fail_on(lambda _statement: False) as executed:
+            forked = await store.fork(checkpoint.id)
+        statements[length] = executed
+        assert len(await store.get_messages(forked.id)) == length
+    assert len(statements[40]) == len(statements[1]) <= 8, statements[40]
+
+
 # --- 2. store-assigned versions ---------------------------------------------------------
 
 
