@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 try:
     import typer
@@ -39,7 +39,8 @@ from .sync import SqlAlchemyCheckpointStore
 from .transfer import Progress as ProgressCallback
 from .transfer import copy_database
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 app = typer.Typer(
     name="obsku-checkpoint",
@@ -85,13 +86,17 @@ class CliError(Exception):
 # --- plumbing ---------------------------------------------------------------------------
 
 
-def _handled(command: F) -> F:
+def _handled(command: Callable[P, R]) -> Callable[P, R]:
     """Turn the store's errors into one line on stderr and exit code 1, never a traceback."""
 
     @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
+        except KeyboardInterrupt:
+            # Each write is a transaction, so the one cut short rolls back; no traceback needed.
+            err.print("Interrupted.")
+            raise typer.Exit(130) from None
         except BrokenPipeError:
             # The reader (head, less) went away: stop quietly, as Unix tools do.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -104,7 +109,7 @@ def _handled(command: F) -> F:
             err.print(f"[bold red]error:[/bold red] {escape(' '.join(str(translate(exc)).split()))}")
             raise typer.Exit(1) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def _database_url(value: str) -> str:
