@@ -350,6 +350,38 @@ async def test_a_writer_outlasting_the_lock_timeout_is_retried_until_the_lock_fr
     assert [m.id for m in await store.get_messages(session.id)] == [message.id]
 
 
+@pytest.mark.parametrize("scratch_url", ["postgresql"], indirect=True)
+async def test_an_import_never_moves_the_message_id_sequence_backwards(
+    open_store: StoreFactory, scratch_url: str, tmp_path: Path
+) -> None:
+    # Imported messages keep their ids, which PostgreSQL's sequence does not see. Moving
+    # the sequence to MAX(id) + 1 afterwards can move it back below an id another writer
+    # holds uncommitted: its next add_message then collides with that message (and ids
+    # stop growing with time, which forks rely on).
+    store = open_store(scratch_url)
+    exported = await store.create_session("/exported")
+    for index in range(3):
+        await store.add_message(exported.id, role="user", content=f"m{index}")
+    await store.export_sessions(tmp_path / "export.jsonl", session_ids=[exported.id])
+    await store.delete_session(exported.id)
+    busy = await store.create_session("/busy")
+
+    engine = create_engine(normalize_url(scratch_url, for_async=False))
+    try:
+        with engine.connect() as writer, writer.begin():
+            in_flight = writer.execute(
+                text("INSERT INTO messages (session_id, role, created_at) VALUES (:s, 'user', 0) RETURNING id"),
+                {"s": busy.id},
+            ).scalar_one()
+            await store.import_sessions(tmp_path / "export.jsonl")
+    finally:
+        engine.dispose()
+
+    added = [await store.add_message(busy.id, role="user", content=f"n{index}") for index in range(3)]
+    assert all(message.id > in_flight for message in added)
+    assert [m.content for m in await store.get_messages(exported.id)] == ["m0", "m1", "m2"]
+
+
 # --- 3. one transaction per method ------------------------------------------------------
 
 

@@ -271,11 +271,14 @@ class _Importer:
         self.flush()
         if not self.rekey and self.conn.dialect.name == "postgresql":
             # Explicit ids do not advance PostgreSQL's sequence: the next add_message
-            # would collide with an imported message.
+            # would collide with an imported message. Only ever forward: MAX(id) does not
+            # see ids other writers hold uncommitted, and moving the sequence back below
+            # one of them makes a later add_message collide with it.
             self.conn.execute(
                 text(
-                    "SELECT setval(pg_get_serial_sequence('messages', 'id'), "
-                    "(SELECT COALESCE(MAX(id), 0) + 1 FROM messages), false)"
+                    "SELECT setval(pg_get_serial_sequence('messages', 'id'), GREATEST("
+                    "(SELECT COALESCE(MAX(id), 0) + 1 FROM messages), "
+                    "nextval(pg_get_serial_sequence('messages', 'id'))), false)"
                 )
             )
 
