@@ -287,6 +287,33 @@ async def test_concurrent_writers_in_one_process_never_share_a_version(
         assert returned == stored == list(range(1, per_namespace + 1))
 
 
+async def test_racing_writers_of_one_explicit_version_get_one_success_and_conflicts(
+    open_store: StoreFactory, url: str, backend: str, face: str
+) -> None:
+    stores = [open_store(url)] if backend == "sqlite-memory" else [open_store(url), open_store(url)]
+    session = await stores[0].create_session("/explicit")
+
+    def save(index: int) -> Any:
+        store = stores[index % len(stores)]
+        return store.save_checkpoint(session_id=session.id, version=7, step=index, node_results={}, source="loop")
+
+    async def attempt(index: int) -> Any:
+        try:
+            return await save(index)
+        except CheckpointVersionConflictError as exc:
+            return exc
+
+    if face == "async":
+        outcomes = await asyncio.gather(*(attempt(index) for index in range(6)))
+    else:
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            outcomes = list(pool.map(lambda index: asyncio.run(attempt(index)), range(6)))
+    winners = [outcome for outcome in outcomes if not isinstance(outcome, Exception)]
+    assert len(winners) == 1, outcomes
+    assert all(isinstance(o, CheckpointVersionConflictError) for o in outcomes if o is not winners[0])
+    assert await stores[0].list_checkpoints(session.id) == winners
+
+
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 async def test_serialization_failures_are_retried_on_postgresql(open_store: StoreFactory, url: str, face: str) -> None:
     # Under SERIALIZABLE, a writer that waited for the session lock fails with 40001 when
