@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, insert
 
+from obsku_checkpoint_sqlite import _admin as admin
+from obsku_checkpoint_sqlite import sync
 from obsku_checkpoint_sqlite._engine import AsyncEngineRunner, SyncRunner, ThreadRunner, create_sync_engine
 from obsku_checkpoint_sqlite._operations import checkpoints, messages, now_ms, sessions
 
@@ -329,3 +332,31 @@ async def test_prune_refuses_no_rule_and_bad_arguments(store: Any) -> None:
         await store.prune(keep_last=-1)
     with pytest.raises(ValueError, match="batch_size"):
         await store.prune(keep_last=1, batch_size=0)
+
+
+@pytest.mark.parametrize("backend", ["sqlite-file", "postgresql", "mariadb"], indirect=True)
+def test_rows_that_gain_a_dependant_during_a_prune_are_spared(url: str, workspace: str) -> None:
+    with sync.SqlAlchemyCheckpointStore(url) as store:
+        session = store.create_session("/race", workspace_id=workspace)
+        old = [store.save_checkpoint(session_id=session.id, step=n, node_results={}, source="loop") for n in range(3)]
+        idle = store.create_session("/idle", workspace_id=workspace)
+        time.sleep(0.005)
+        cutoff = now_ms()
+        store.add_message(session.id, role="user", content="still running")
+        policy = admin.PrunePolicy(keep_last=1, sessions_idle_before=cutoff, workspace_id=workspace)
+        engine = event_engine(store)
+        with engine.begin() as conn:
+            plan = admin.plan_prune(conn, policy)
+        assert set(plan.checkpoint_ids) == {old[0].id, old[1].id}
+        assert plan.session_ids == [idle.id]
+
+        # Between the plan and the deletes: a new child of a planned checkpoint, a fork of
+        # another, and a write to the idle session.
+        store.save_checkpoint(session_id=session.id, step=0, node_results={}, source="loop", parent_id=old[0].id)
+        store.fork(old[1].id)
+        store.add_message(idle.id, role="user", content="back")
+        with engine.begin() as conn:
+            assert admin.delete_checkpoints(conn, plan.checkpoint_ids, plan.planned_at) == 0
+            assert admin.delete_idle_sessions(conn, plan.session_ids, cutoff) == (0, 0, 0)
+        assert {old[0].id, old[1].id} <= {checkpoint.id for checkpoint in store.list_checkpoints(session.id)}
+        assert store.get_session(idle.id) is not None

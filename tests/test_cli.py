@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -10,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 from sqlalchemy import text
 from typer.testing import CliRunner, Result
 
-from obsku_checkpoint_sqlite import sync
+from obsku_checkpoint_sqlite import cli, sync
 from obsku_checkpoint_sqlite._engine import create_sync_engine
 from obsku_checkpoint_sqlite.cli import app, parse_age
 
@@ -344,3 +346,17 @@ def test_the_console_script_and_python_m(filled: Filled, tmp_path: Path) -> None
         [str(script), "--db", filled.db, "show", "nope"], capture_output=True, text=True, check=False
     )
     assert (missing.returncode, missing.stderr) == (1, "error: Session not found: nope\n")
+
+
+def test_progress_bars_only_on_a_terminal(filled: Filled, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    quiet = ok(filled.db, "export", str(tmp_path / "quiet.jsonl"))
+    assert (
+        quiet.stderr == "Exported 2 sessions, 5 messages and 3 checkpoints to " + str(tmp_path / "quiet.jsonl") + ".\n"
+    )
+
+    terminal = io.StringIO()
+    monkeypatch.setattr(cli, "err", Console(file=terminal, force_terminal=True, width=100))
+    ok(filled.db, "export", str(tmp_path / "loud.jsonl"))
+    drawn = terminal.getvalue()
+    assert "Exporting sessions" in drawn
+    assert "2/2" in drawn

@@ -158,8 +158,8 @@ def plan_prune(conn: Connection, policy: PrunePolicy) -> PrunePlan:
 
     Lineage protection is a fixpoint: keeping a checkpoint keeps its parent (and so
     its whole ancestry), and keeping a checkpoint of an idle session keeps the
-    session, whose fork origin and other checkpoints are then kept too. It holds ids
-    of the selected rows and the parent links in memory, not payloads.
+    session, whose fork origin and other checkpoints are then kept too. Memory holds
+    the ids of the selected rows and of forked sessions, never payloads.
     """
     planned_at = ops.now_ms()
     idle: set[str] = set()
@@ -173,7 +173,6 @@ def plan_prune(conn: Connection, policy: PrunePolicy) -> PrunePlan:
     # Selected checkpoints: id -> (session id, parent id, selected by a checkpoint rule).
     selected: dict[str, tuple[str, str | None, bool]] = {}
     by_session: defaultdict[str, list[str]] = defaultdict(list)
-    references: list[tuple[str, str]] = []  # (child, parent) for every parent link
     query = select(
         checkpoints.c.id, checkpoints.c.session_id, checkpoints.c.namespace, checkpoints.c.parent_id,
         checkpoints.c.created_at, sessions.c.workspace_id,
@@ -184,8 +183,6 @@ def plan_prune(conn: Connection, policy: PrunePolicy) -> PrunePlan:
     group: tuple[str, str] | None = None
     rank = 0
     for row in conn.execution_options(yield_per=5000).execute(query):
-        if row.parent_id is not None:
-            references.append((row.id, row.parent_id))
         if (row.session_id, row.namespace) != group:
             group, rank = (row.session_id, row.namespace), 0
         rank += 1
@@ -208,7 +205,11 @@ def plan_prune(conn: Connection, policy: PrunePolicy) -> PrunePlan:
             )
         ).all()
         fork_origin = {row.id: row.forked_from_checkpoint_id for row in forks}
-        pending = [parent for child, parent in references if child not in selected]
+        # A second pass over the parent links, so memory holds the selected rows only.
+        links = conn.execution_options(yield_per=5000).execute(
+            select(checkpoints.c.id, checkpoints.c.parent_id).where(checkpoints.c.parent_id.is_not(None))
+        )
+        pending = [row.parent_id for row in links if row.parent_id in selected and row.id not in selected]
         pending += [origin for session_id, origin in fork_origin.items() if session_id not in idle]
         while pending:
             checkpoint_id = pending.pop()
