@@ -1,25 +1,26 @@
-"""A writer process for the multi-process tests (test_concurrency.py, test_crash.py).
+"""What a writer process does, for the multi-process tests (test_concurrency.py, test_crash.py).
 
-Run as a script. It opens a store on the URL (so several of them race to build the
-schema of a new database), creates a session of its own and prints ``S <id>``, then
-waits for the start file, which lists the sessions to write to: every writer starts
-at once, on the same sessions. Each write is acknowledged on stdout only after its
-call has returned:
+It opens a store on the URL (so several writers race to build the schema of a new
+database), creates a session of its own and acknowledges it with ``S <id>``, then waits
+for the start file, which lists the sessions to write to: every writer starts at once,
+on the same sessions. Each write is acknowledged only after its call has returned:
 
     M <message id> <session id>
-    C <checkpoint id> <session id> <namespace> <version>
+    C <checkpoint id> <session id> <namespace or -> <version>
+    DONE
 
 so a test that kills the process knows exactly which writes the store promised.
-``--rounds 0`` writes until killed.
+``rounds=0`` writes until killed.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
-import sys
+import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,21 +29,15 @@ from obsku_checkpoint_sqlite import SqlAlchemyCheckpointStore, sync
 NAMESPACES = ("", "sub")
 
 
-def arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("url")
-    parser.add_argument("start_file", type=Path)
-    parser.add_argument("--name", default="writer")
-    parser.add_argument("--face", choices=["async", "sync"], default="sync")
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--checkpoint-every", type=int, default=2)
-    parser.add_argument("--payload-bytes", type=int, default=64)
-    return parser.parse_args()
-
-
-def say(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+@dataclass
+class Options:
+    url: str
+    start_file: Path
+    name: str = "writer"
+    face: str = "sync"
+    rounds: int = 20
+    checkpoint_every: int = 2
+    payload_bytes: int = 64
 
 
 def wait_for_sessions(start_file: Path) -> list[str]:
@@ -50,11 +45,11 @@ def wait_for_sessions(start_file: Path) -> list[str]:
     while not start_file.exists():
         if time.monotonic() > deadline:
             raise TimeoutError(f"no start file {start_file}")
-        time.sleep(0.005)
+        time.sleep(0.002)
     return start_file.read_text().split()
 
 
-async def write(store: Any, options: argparse.Namespace) -> None:
+async def write(store: Any, options: Options, say: Callable[[str], None]) -> None:
     """Drive ``store``; its methods are awaitable (the async face, or the sync one wrapped)."""
     own = await store.create_session(f"/{options.name}", title=options.name)
     say(f"S {own.id}")
@@ -89,16 +84,20 @@ class Awaitable:
         return call
 
 
-async def main() -> None:
-    options = arguments()
-    if options.face == "async":
-        async with SqlAlchemyCheckpointStore(options.url) as store:
-            await write(store, options)
-    else:
-        with sync.SqlAlchemyCheckpointStore(options.url) as blocking:
-            await write(Awaitable(blocking), options)
-    say("DONE")
+def run(options: Options, ack_fd: int) -> None:
+    """The writer's whole life; acknowledgements go to ``ack_fd``, unbuffered."""
 
+    def say(line: str) -> None:
+        # One write(2) per line, well under PIPE_BUF: a kill cannot leave half a line.
+        os.write(ack_fd, (line + "\n").encode())
 
-if __name__ == "__main__":
+    async def main() -> None:
+        if options.face == "async":
+            async with SqlAlchemyCheckpointStore(options.url) as store:
+                await write(store, options, say)
+        else:
+            with sync.SqlAlchemyCheckpointStore(options.url) as blocking:
+                await write(Awaitable(blocking), options, say)
+
     asyncio.run(main())
+    say("DONE")

@@ -1,6 +1,6 @@
 """Several processes writing one database at once (issue 4, items 2, 6 and 8).
 
-Four writer processes (two through the async face, two through the sync one) open the
+Four writer processes (forked: see _processes.py) (two through the async face, two through the sync one) open the
 same new database at the same moment, so they also race to build its schema; then, all
 released together, they append messages and save auto-versioned checkpoints on the
 same sessions. Nothing may fail, nothing may be lost, and in every (session, namespace)
@@ -17,10 +17,11 @@ from sqlalchemy import create_engine
 
 from obsku_checkpoint_sqlite import sync
 from obsku_checkpoint_sqlite._engine import normalize_url
-from tests._processes import Acks, Writer, start_writers
+from tests._processes import Acks, spawn, start_writers
+from tests._writer import Options
 
 WRITERS = 4
-ROUNDS = 20  # per writer: 20 messages and 10 checkpoints, round-robin over the 4 sessions
+ROUNDS = 40  # per writer: 40 messages and 20 checkpoints, round-robin over the 4 sessions
 
 
 def check_everything_acknowledged_is_stored(url: str, acks: list[Acks], sessions: list[str]) -> None:
@@ -43,31 +44,22 @@ def check_everything_acknowledged_is_stored(url: str, acks: list[Acks], sessions
         assert sorted(found) == list(range(1, len(found) + 1)), f"versions of {key}: {sorted(found)}"
 
 
-def run_writers(url: str, tmp_path: Path, **options: object) -> tuple[list[Acks], list[str]]:
+def run_writers(url: str, tmp_path: Path, rounds: int) -> tuple[list[Acks], list[str]]:
     start_file = tmp_path / "start"
-    writers = [
-        Writer(url, start_file, name=f"w{index}", face=("async", "sync")[index % 2], **options)
+    writers = spawn([
+        Options(url, start_file, name=f"w{index}", face=("async", "sync")[index % 2], rounds=rounds)
         for index in range(WRITERS)
-    ]
-    try:
-        start_writers(writers, start_file)
-    except AssertionError:
-        # The start file never came: the others would wait for it, then give up.
-        for writer in writers:
-            writer.process.kill()
-        raise
-    sessions = [writer.acks.own_session or "" for writer in writers]
-    errors = {writer.name: writer.finish() for writer in writers}
+    ])  # fmt: skip
+    start_writers(writers, start_file)
     for writer in writers:
-        assert writer.process.returncode == 0, f"{writer.name} failed:\n{errors[writer.name]}"
+        assert writer.finish() == 0, f"{writer.name} failed:\n{writer.report()}"
         assert writer.acks.done
-        assert "Traceback" not in errors[writer.name], errors[writer.name]
-    return [writer.acks for writer in writers], sessions
+    return [writer.acks for writer in writers], [writer.acks.own_session or "" for writer in writers]
 
 
 @pytest.mark.slow
 def test_processes_share_a_new_database_without_errors_or_lost_writes(scratch_url: str, tmp_path: Path) -> None:
-    acks, sessions = run_writers(scratch_url, tmp_path, rounds=ROUNDS)
+    acks, sessions = run_writers(scratch_url, tmp_path, ROUNDS)
 
     assert len(set(sessions)) == WRITERS, "each writer created its session on the new database"
     for ack in acks:

@@ -1,6 +1,6 @@
 """A SQLite writer killed with SIGKILL loses no write whose call had returned (issue 4, item 7).
 
-Each round releases two writer processes onto the same file: a victim that writes
+Each round releases two (forked) writer processes onto the same file: a victim that writes
 until it is killed (50 KB payloads, so its transactions span many pages and the kill
 can land mid-commit) and a survivor with a fixed amount of work. Once the victim has
 acknowledged a given number of writes, it gets SIGKILL at a random moment. Then:
@@ -13,6 +13,7 @@ reopens the file the dead process left, with its WAL.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
 import sqlite3
@@ -23,9 +24,11 @@ from pathlib import Path
 import pytest
 
 from obsku_checkpoint_sqlite import sync
-from tests._processes import Acks, Writer, start_writers
+from tests._processes import Acks, spawn, start_writers
+from tests._writer import Options
 
-KILL_AFTER_ACKS = (12, 40, 75)
+# Acknowledged writes before each kill; the kill itself lands 0-20 ms later.
+KILL_AFTER_ACKS = (12, 40, 75, 130, 200)
 
 
 @pytest.mark.slow
@@ -36,21 +39,21 @@ def test_a_sigkilled_writer_loses_no_acknowledged_write(tmp_path: Path) -> None:
     victims: list[Acks] = []
     for round_, kill_after in enumerate(KILL_AFTER_ACKS):
         start_file = tmp_path / f"start-{round_}"
-        victim = Writer(url, start_file, name=f"victim{round_}", rounds=0, checkpoint_every=1, payload_bytes=50_000)
-        survivor = Writer(url, start_file, name=f"survivor{round_}", face="async", rounds=24, checkpoint_every=2)
+        victim, survivor = spawn([
+            Options(url, start_file, name=f"victim{round_}", rounds=0, checkpoint_every=1, payload_bytes=50_000),
+            Options(url, start_file, name=f"survivor{round_}", face="async", rounds=40, checkpoint_every=2),
+        ])  # fmt: skip
         start_writers([victim, survivor], start_file)
         victim.wait_for_acks(kill_after)
         delay = rng.uniform(0, 0.02)
         time.sleep(delay)
-        victim.process.send_signal(signal.SIGKILL)
-        victim.finish()
-        assert victim.process.returncode == -signal.SIGKILL, f"round {round_}: the victim was not killed"
-        errors = survivor.finish()
-        assert survivor.process.returncode == 0, f"round {round_}: the survivor failed:\n{errors}"
+        victim.kill()
+        assert victim.finish() == -signal.SIGKILL, f"round {round_}: the victim was not killed"
+        assert survivor.finish() == 0, f"round {round_}: the survivor failed:\n{survivor.report()}"
         acknowledged += [victim.acks, survivor.acks]
         victims.append(victim.acks)
 
-        with sqlite3.connect(tmp_path / "crash.db") as raw:
+        with contextlib.closing(sqlite3.connect(tmp_path / "crash.db")) as raw:
             assert raw.execute("PRAGMA integrity_check").fetchall() == [("ok",)], f"round {round_}"
         check_acknowledged_writes(url, acknowledged, victims, context=f"round {round_}, killed after {delay:.3f}s")
 
