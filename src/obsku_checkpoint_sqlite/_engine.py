@@ -133,8 +133,19 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 def _on_sqlite_begin(conn: Connection) -> None:
     # A writer takes the write lock up front, so the busy timeout applies to it;
     # a deferred transaction that later upgrades can fail at once with SQLITE_BUSY.
-    immediate = conn.get_execution_options().get(_WRITE_OPTION, False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    statement = "BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE_OPTION, False) else "BEGIN"
+    # Straight to the driver's cursor: exec_driver_sql would take SQLAlchemy's whole
+    # execution path (events, context, result) for a statement that returns nothing,
+    # which cost as much as the read it opens.
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(statement)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        # An error raised from a "begin" listener escapes SQLAlchemy unwrapped; the
+        # runners retry and translate DBAPIError, so wrap it as exec_driver_sql would.
+        raise DBAPIError.instance(statement, None, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect) from exc
+    finally:
+        cursor.close()
 
 
 def _build(factory: Callable[..., T], url: URL, options: dict[str, Any]) -> T:

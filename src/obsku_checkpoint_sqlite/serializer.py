@@ -93,9 +93,14 @@ def loads(text: str | bytes, *, location: str | None = None) -> Any:
         raise CheckpointCorruptionError(f"malformed tagged value ({exc})", text, location=location) from None
 
 
+# Values JSON holds as they are. The walks below pass them through inline: a function
+# call per leaf was most of the cost of encoding a checkpoint.
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def _prepare(value: Any) -> Any:
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
+    if kind in _PLAIN:
         return value
     if kind is float:
         if not math.isfinite(value):
@@ -103,10 +108,10 @@ def _prepare(value: Any) -> Any:
         return value
     if kind is dict:
         if TAG not in value and all(type(key) is str for key in value):
-            return {key: _prepare_item(item, key) for key, item in value.items()}
+            return {key: item if type(item) in _PLAIN else _prepare_item(item, key) for key, item in value.items()}
         return _tagged("Map", [[_prepare_item(key, "key"), _prepare_item(item, key)] for key, item in value.items()])
     if kind is list or kind is tuple:
-        return [_prepare_item(item, index) for index, item in enumerate(value)]
+        return [item if type(item) in _PLAIN else _prepare_item(item, index) for index, item in enumerate(value)]
     return _prepare_special(value)
 
 
