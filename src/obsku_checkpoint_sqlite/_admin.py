@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, func, select
+from sqlalchemy import Connection, and_, delete, func, select
 
 from . import _operations as ops
 from ._operations import checkpoints, messages, sessions
@@ -175,21 +175,23 @@ def plan_prune(conn: Connection, policy: PrunePolicy) -> PrunePlan:
     by_session: defaultdict[str, list[str]] = defaultdict(list)
     query = select(
         checkpoints.c.id, checkpoints.c.session_id, checkpoints.c.namespace, checkpoints.c.parent_id,
-        checkpoints.c.created_at, sessions.c.workspace_id,
-    ).join(sessions, sessions.c.id == checkpoints.c.session_id).order_by(
+        checkpoints.c.created_at,
+    ).order_by(
         checkpoints.c.session_id, checkpoints.c.namespace, checkpoints.c.step.desc(),
         checkpoints.c.created_at.desc(), checkpoints.c.version.desc(), checkpoints.c.id.desc(),
     )  # fmt: skip
+    if policy.workspace_id is not None:
+        query = query.join(sessions, sessions.c.id == checkpoints.c.session_id).where(
+            sessions.c.workspace_id == policy.workspace_id
+        )
     group: tuple[str, str] | None = None
     rank = 0
     for row in conn.execution_options(yield_per=5000).execute(query):
         if (row.session_id, row.namespace) != group:
             group, rank = (row.session_id, row.namespace), 0
         rank += 1
-        in_scope = policy.workspace_id is None or row.workspace_id == policy.workspace_id
         by_rule = (
-            in_scope
-            and checkpoint_rules
+            checkpoint_rules
             and (policy.keep_last is None or rank > policy.keep_last)
             and (policy.checkpoints_before is None or row.created_at < policy.checkpoints_before)
         )
@@ -206,9 +208,17 @@ def plan_prune(conn: Connection, policy: PrunePolicy) -> PrunePlan:
         ).all()
         fork_origin = {row.id: row.forked_from_checkpoint_id for row in forks}
         # A second pass over the parent links, so memory holds the selected rows only.
-        links = conn.execution_options(yield_per=5000).execute(
-            select(checkpoints.c.id, checkpoints.c.parent_id).where(checkpoints.c.parent_id.is_not(None))
-        )
+        # Links from anywhere protect, but only links into the workspace can matter.
+        links_query = select(checkpoints.c.id, checkpoints.c.parent_id).where(checkpoints.c.parent_id.is_not(None))
+        if policy.workspace_id is not None:
+            parent = checkpoints.alias("parent")
+            parent_session = sessions.alias("parent_session")
+            links_query = (
+                links_query.join(parent, parent.c.id == checkpoints.c.parent_id)
+                .join(parent_session, parent_session.c.id == parent.c.session_id)
+                .where(parent_session.c.workspace_id == policy.workspace_id)
+            )
+        links = conn.execution_options(yield_per=5000).execute(links_query)
         pending = [row.parent_id for row in links if row.parent_id in selected and row.id not in selected]
         pending += [origin for session_id, origin in fork_origin.items() if session_id not in idle]
         while pending:
@@ -238,28 +248,36 @@ def plan_prune(conn: Connection, policy: PrunePolicy) -> PrunePlan:
     plan.checkpoint_ids = [key for key, (session_id, _, _) in selected.items() if session_id not in idle]
     plan.session_checkpoints = len(selected) - len(plan.checkpoint_ids)
     if idle:
-        counts = conn.execute(
+        # The idle sessions' query again, joined: one statement, however many sessions.
+        counts = (
             select(messages.c.session_id, func.count())
             .join(sessions, sessions.c.id == messages.c.session_id)
             .where(sessions.c.updated_at < policy.sessions_idle_before)
             .group_by(messages.c.session_id)
-        ).all()
-        plan.messages = sum(count for session_id, count in counts if session_id in idle)
+        )
+        if policy.workspace_id is not None:
+            counts = counts.where(sessions.c.workspace_id == policy.workspace_id)
+        plan.messages = sum(count for session_id, count in conn.execute(counts) if session_id in idle)
     return plan
 
 
 def delete_checkpoints(conn: Connection, checkpoint_ids: Sequence[str], planned_at: int) -> int:
-    """Delete a batch of planned checkpoints, sparing any that became a parent since the plan."""
-    newer_child = checkpoints.alias("newer_child")
-    newer_fork = sessions.alias("newer_fork")
-    statement = delete(checkpoints).where(
-        checkpoints.c.id.in_(checkpoint_ids),
-        ~exists().where(newer_child.c.parent_id == checkpoints.c.id, newer_child.c.created_at >= planned_at),
-        ~exists().where(
-            newer_fork.c.forked_from_checkpoint_id == checkpoints.c.id, newer_fork.c.created_at >= planned_at
-        ),
+    """Delete a batch of planned checkpoints, sparing any that became a parent since the plan.
+
+    Both look-ups are index ranges (the parent index; recently updated sessions), not
+    a correlated scan per deleted row.
+    """
+    new_parents = select(checkpoints.c.parent_id).where(
+        checkpoints.c.parent_id.in_(checkpoint_ids), checkpoints.c.created_at >= planned_at
     )
-    return int(conn.execute(statement).rowcount)
+    new_fork_origins = select(sessions.c.forked_from_checkpoint_id).where(
+        sessions.c.updated_at >= planned_at, sessions.c.forked_from_checkpoint_id.in_(checkpoint_ids)
+    )
+    spared = set(conn.execute(new_parents).scalars()) | set(conn.execute(new_fork_origins).scalars())
+    doomed = [checkpoint_id for checkpoint_id in checkpoint_ids if checkpoint_id not in spared]
+    if not doomed:
+        return 0
+    return int(conn.execute(delete(checkpoints).where(checkpoints.c.id.in_(doomed))).rowcount)
 
 
 def delete_idle_sessions(conn: Connection, session_ids: Sequence[str], idle_before: int) -> tuple[int, int, int]:
