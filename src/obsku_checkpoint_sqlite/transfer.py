@@ -76,6 +76,7 @@ def export_sessions(
     Sessions are read in keyset batches and each session's rows are streamed, so
     memory holds one batch of sessions, not the database.
     """
+    _read_one_snapshot(conn)
     selection = select(sessions)
     if workspace_id is not None:
         selection = selection.where(sessions.c.workspace_id == workspace_id)
@@ -118,6 +119,16 @@ def export_sessions(
             after = batch[-1].id
         out.write(orjson.dumps({"type": "end", "counts": counts}) + b"\n")
     return TransferReport(**counts)
+
+
+def _read_one_snapshot(conn: Connection) -> None:
+    """Make every statement of this transaction see the same data, as one export or copy needs.
+
+    SQLite's read transaction and MariaDB's default isolation already do; PostgreSQL's
+    default, READ COMMITTED, takes a new snapshot per statement.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
 
 
 def _record(kind: str, row: Any) -> bytes:
@@ -391,9 +402,7 @@ def copy_to(conn: Connection, target_url: str | URL, batch_size: int, progress: 
     The source is read in one snapshot; the target is brought to the head schema and
     written in one transaction, in batches, so a failed copy leaves it empty.
     """
-    if conn.dialect.name == "postgresql":
-        # A snapshot for the whole copy, so the counts checked at the end are stable.
-        conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+    _read_one_snapshot(conn)
     tables = (sessions, messages, checkpoints)
     totals = {table.name: conn.execute(select(func.count()).select_from(table)).scalar_one() for table in tables}
     grand_total = sum(totals.values())
