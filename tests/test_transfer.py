@@ -319,3 +319,21 @@ async def test_copy_to_from_either_face_and_any_backend(
 
     assert (report.sessions, report.messages, report.checkpoints) == (3, 6, 3)
     assert dump(target) == dump(scratch_url)
+
+
+async def test_kept_message_ids_that_collide_fail_and_new_ids_import_anyway(tmp_path: Path) -> None:
+    with sync.SqlAlchemyCheckpointStore(f"sqlite:///{tmp_path / 'a.db'}") as store:
+        await fill(SyncAsAsync(store))
+        store.export_sessions(tmp_path / "export.jsonl")
+    target = f"sqlite:///{tmp_path / 'b.db'}"
+    with sync.SqlAlchemyCheckpointStore(target) as store:
+        local = store.create_session("/local")
+        store.add_message(local.id, role="user", content="message 1 of this database")
+        before = dump(target)
+
+        with pytest.raises(ImportConflictError, match=r"line \d+: message id 1 exists in the target already"):
+            store.import_sessions(tmp_path / "export.jsonl")
+        assert dump(target) == before
+
+        report = store.import_sessions(tmp_path / "export.jsonl", new_ids=True)
+        assert (report.sessions, report.messages, report.checkpoints) == (3, 6, 3)
