@@ -204,6 +204,8 @@ def test_prune_is_a_dry_run_until_apply(filled: Filled) -> None:
     assert "Vacuumed" in applied
     assert [c["id"] for c in json.loads(ok(filled.db, "checkpoints", filled.run, "--json").stdout)] == [filled.second]
 
+    both = ", ".join(sorted([filled.run, filled.fork]))
+    assert f"Idle sessions: {both}." in ok(filled.db, "prune", "--idle-sessions", "0s").stdout
     idle = json.loads(ok(filled.db, "prune", "--idle-sessions", "0s", "--break-lineage", "--json").stdout)
     assert idle["sessions"] == 2
     assert json.loads(ok(filled.db, "prune", "--older-than", "30d", "--json").stdout)["checkpoints"] == 0

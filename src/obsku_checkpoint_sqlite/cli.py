@@ -206,6 +206,8 @@ def _short(text: str | None, width: int = 60) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
+_LISTED_IDS = 10
+
 _AGE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _AGE_UNITS_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
@@ -511,8 +513,7 @@ def delete(
         if session is None:
             raise CliError(f"Session not found: {session_id}")
         if not yes:
-            count = len(store.list_checkpoints(session_id))
-            question = f"Delete session {session_id} ({session.title or 'untitled'}) and its {count} checkpoints?"
+            question = f"Delete session {session_id} ({session.title or 'untitled'}) with its messages and checkpoints?"
             if not typer.confirm(question, default=False, err=True):
                 err.print("Nothing deleted.")
                 raise typer.Exit(1)
@@ -570,6 +571,10 @@ def prune(
             f"Kept {_count(report.protected_checkpoints, 'checkpoint')} that kept checkpoints or forks name as parent "
             "(--break-lineage deletes them too)."
         )
+    if report.dry_run and report.session_ids:
+        listed = ", ".join(report.session_ids[:_LISTED_IDS])
+        more = len(report.session_ids) - _LISTED_IDS
+        out.print(f"Idle sessions: {listed}" + (f" and {more} more" if more > 0 else "") + ".")
     if report.dry_run:
         out.print("Dry run: nothing was deleted. Add --apply to delete.", style="dim")
     elif report.vacuumed:
