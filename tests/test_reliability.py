@@ -83,10 +83,16 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch, millis: int) -> None:
     monkeypatch.setattr(operations, "now_ms", lambda: millis)
 
 
-def comparable(message: Any) -> tuple[Any, ...]:
-    """A message's content, without what a copy legitimately changes (id, session)."""
-    return (message.role, message.content, message.tool_calls, message.tool_results,
-            message.tokens_in, message.tokens_out, message.created_at)  # fmt: skip
+def comparable(message: Any) -> dict[str, Any]:
+    """A message without what a copy legitimately changes (its id and session)."""
+    return dict(message.model_dump(exclude={"id", "session_id"}))
+
+
+async def save(store: Any, session_id: str, **fields: Any) -> Any:
+    """Save a checkpoint with the store-assigned version and whatever ``fields`` do not say."""
+    return await store.save_checkpoint(
+        session_id=session_id, **{"step": 0, "node_results": {}, "source": "loop", **fields}
+    )
 
 
 # --- 1. exact, atomic forks -------------------------------------------------------------
@@ -221,9 +227,7 @@ async def test_versions_are_assigned_one_after_another_per_session_and_namespace
     saved = []
     for namespace in ("", "sub", "", "sub", ""):
         for session in (first, second):
-            saved.append(await store.save_checkpoint(
-                session_id=session.id, namespace=namespace, step=0, node_results={}, source="loop"
-            ))  # fmt: skip
+            saved.append(await save(store, session.id, namespace=namespace))
     for session in (first, second):
         versions: dict[str, list[int]] = {}
         for checkpoint in saved:
@@ -247,10 +251,8 @@ async def test_an_explicit_version_that_exists_conflicts_and_writes_nothing(stor
 
     assert await store.list_checkpoints(session.id) == before
     # The same version in another namespace is no conflict; the next assigned one follows the highest.
-    assert (await store.save_checkpoint(
-        session_id=session.id, namespace="other", version=5, step=0, node_results={}, source="loop"
-    )).version == 5  # fmt: skip
-    auto = await store.save_checkpoint(session_id=session.id, step=2, node_results={}, source="loop")
+    assert (await save(store, session.id, namespace="other", version=5)).version == 5
+    auto = await save(store, session.id, step=2)
     assert (explicit.version, auto.version) == (5, 6)
 
 
@@ -263,23 +265,15 @@ async def test_concurrent_writers_in_one_process_never_share_a_version(
     session = await stores[0].create_session("/race")
     per_namespace = 12
 
-    async def save(index: int) -> Any:
-        namespace = ("a", "b")[index % 2]
-        store = stores[index % len(stores)]
-        return await store.save_checkpoint(session_id=session.id, namespace=namespace, step=index, node_results={},
-                                           source="loop")  # fmt: skip
+    async def save_one(index: int) -> Any:
+        return await save(stores[index % len(stores)], session.id, namespace=("a", "b")[index % 2], step=index)
 
     if face == "async":
-        saved = await asyncio.gather(*(save(index) for index in range(2 * per_namespace)))
+        saved = await asyncio.gather(*(save_one(index) for index in range(2 * per_namespace)))
     else:
-        # The sync face races in threads: its calls block.
-        def save_blocking(index: int) -> Any:
-            store = stores[index % len(stores)].sync_store
-            return store.save_checkpoint(session_id=session.id, namespace=("a", "b")[index % 2], step=index,
-                                         node_results={}, source="loop")  # fmt: skip
-
+        # The sync face races in threads: its calls block (each runs to completion in asyncio.run).
         with ThreadPoolExecutor(max_workers=8) as pool:
-            saved = list(pool.map(save_blocking, range(2 * per_namespace)))
+            saved = list(pool.map(lambda index: asyncio.run(save_one(index)), range(2 * per_namespace)))
 
     for namespace in ("a", "b"):
         returned = sorted(c.version for c in saved if c.namespace == namespace)
@@ -455,12 +449,14 @@ async def test_a_corrupt_row_raises_for_itself_only(store: Any, url: str, worksp
     ]
     messages = [await store.add_message(healthy.id, role="user", content=f"m{index}") for index in range(3)]
     broken_json = '{"plan": {"status": "completed", "output": ' + '"xyz' * 100  # cut off mid-write
+    damage = [
+        ("checkpoints", "node_results", checkpoints[1].id, broken_json),
+        ("messages", "tool_calls", messages[1].id, '[{"toolUseId": 1}]'),  # valid JSON, wrong shape
+        ("sessions", "metadata", damaged.id, "{not json"),
+    ]
     with raw_connection(url) as conn:
-        conn.execute(text("UPDATE checkpoints SET node_results = :v WHERE id = :id"),
-                     {"v": broken_json, "id": checkpoints[1].id})  # fmt: skip
-        conn.execute(text("UPDATE messages SET tool_calls = :v WHERE id = :id"),
-                     {"v": '[{"toolUseId": 1}]', "id": messages[1].id})  # fmt: skip
-        conn.execute(text("UPDATE sessions SET metadata = :v WHERE id = :id"), {"v": "{not json", "id": damaged.id})
+        for table, column, row_id, value in damage:
+            conn.execute(text(f"UPDATE {table} SET {column} = :value WHERE id = :id"), {"value": value, "id": row_id})
 
     with pytest.raises(CheckpointCorruptionError) as info:
         await store.get_checkpoint(checkpoints[1].id)
