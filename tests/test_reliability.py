@@ -509,8 +509,9 @@ def file_mode(path: Path) -> int:
         lambda path: SqlAlchemyCheckpointStore(f"sqlite+aiosqlite:///{path}"),
         lambda path: sync.SqliteCheckpointStore(path),
         lambda path: sync.SqlAlchemyCheckpointStore(f"sqlite:///{path}"),
+        lambda path: sync.SqlAlchemyCheckpointStore(f"sqlite:///file:{path}?uri=true&cache=private"),
     ],
-    ids=["async-path", "async-url", "aiosqlite-url", "sync-path", "sync-url"],
+    ids=["async-path", "async-url", "aiosqlite-url", "sync-path", "sync-url", "uri-filename"],
 )
 async def test_a_new_database_file_and_its_wal_are_private(tmp_path: Path, opener: Callable[[Path], Any]) -> None:
     path = tmp_path / "secrets.db"
@@ -528,6 +529,15 @@ async def test_a_new_database_file_and_its_wal_are_private(tmp_path: Path, opene
         closed = store.close()
         if asyncio.iscoroutine(closed):
             await closed
+
+
+@pytest.mark.parametrize("face", ["async", "sync"])
+def test_a_database_file_that_cannot_be_created_is_a_store_error(tmp_path: Path, face: str) -> None:
+    missing = tmp_path / "no such directory" / "checkpoints.db"
+    opener = SqliteCheckpointStore if face == "async" else sync.SqliteCheckpointStore
+    # Raised as the store opens, where the file is created: before any call.
+    with pytest.raises(DatabaseUnavailableError, match="no such directory"):
+        opener(missing)
 
 
 async def test_sqlite_connections_use_wal_normal_sync_and_a_busy_timeout(

@@ -11,11 +11,11 @@ statement as aiosqlite would take) and ``AsyncEngineRunner`` on an ``AsyncEngine
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -94,7 +94,7 @@ def _store_options(url: URL, options: dict[str, Any]) -> dict[str, Any]:
         # One connection, shared: a second one would see a different, empty database.
         options.setdefault("poolclass", StaticPool)
     else:
-        _create_private_file(url.database or "")
+        _create_private_file(url)
     return options
 
 
@@ -159,13 +159,33 @@ def _build(factory: Callable[..., T], url: URL, options: dict[str, Any]) -> T:
         ) from exc
 
 
-def _create_private_file(database: str) -> None:
+def _create_private_file(url: URL) -> None:
     # Checkpoints hold tool outputs and secrets: a new file is readable by its owner only.
     # SQLite gives its -wal and -shm files the mode of the database file.
-    if database.startswith("file:") or database == "":
+    path = _database_file(url)
+    if path is None:
         return
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        # As SQLite's own "unable to open database file" would be: a store error.
+        raise DatabaseUnavailableError(f"Cannot create the SQLite database file {path!r}: {exc.strerror}") from exc
+
+
+def _database_file(url: URL) -> str | None:
+    """The file a SQLite URL opens and may create, or None (memory, read-only, none)."""
+    database = url.database or ""
+    if url.query.get("uri") not in ("true", "1") or not database.startswith("file:"):
+        return database or None
+    # A URI filename: the file is its path, unless it names memory or may not create.
+    parts = urllib.parse.urlsplit(database)
+    # SQLAlchemy appends the URL's other parameters to the URI, so mode may be in either.
+    mode = url.query.get("mode") or urllib.parse.parse_qs(parts.query).get("mode", ["rwc"])[-1]
+    if parts.path in ("", ":memory:") or mode != "rwc":
+        return None
+    return urllib.parse.unquote(parts.path)
 
 
 class SyncRunner:
