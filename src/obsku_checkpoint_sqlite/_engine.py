@@ -107,13 +107,13 @@ def configure_engine(engine: Engine) -> None:
     if engine.dialect.name != "sqlite" or event.contains(engine, "connect", _on_sqlite_connect):
         return
     event.listen(engine, "connect", _on_sqlite_connect)
-    event.listen(engine, "begin", _on_sqlite_begin)
+    _install_transaction_control(engine)
     # Connections made before the listener was installed missed the pragmas.
     engine.pool.dispose()
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    # The driver must not issue its own BEGIN: _on_sqlite_begin chooses the kind.
+    # The driver must not issue its own BEGIN: the dialect's do_begin chooses the kind.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
@@ -130,22 +130,41 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def _on_sqlite_begin(conn: Connection) -> None:
-    # A writer takes the write lock up front, so the busy timeout applies to it;
-    # a deferred transaction that later upgrades can fail at once with SQLITE_BUSY.
-    statement = "BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE_OPTION, False) else "BEGIN"
-    # Straight to the driver's cursor: exec_driver_sql would take SQLAlchemy's whole
-    # execution path (events, context, result) for a statement that returns nothing,
-    # which cost as much as the read it opens.
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(statement)
-    except conn.dialect.loaded_dbapi.Error as exc:
-        # An error raised from a "begin" listener escapes SQLAlchemy unwrapped; the
-        # runners retry and translate DBAPIError, so wrap it as exec_driver_sql would.
-        raise DBAPIError.instance(statement, None, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect) from exc
-    finally:
-        cursor.close()
+def _install_transaction_control(engine: Engine) -> None:
+    """Make ``BEGIN`` on ``engine`` a ``BEGIN IMMEDIATE`` on connections marked for writing.
+
+    A writer takes the write lock up front, so the busy timeout applies to it; a
+    deferred transaction that later upgrades can fail at once with SQLITE_BUSY. A
+    connection is marked by the execution option ``obsku_write=True``.
+
+    This is done in the dialect, not with SQLAlchemy's "begin" event: any Connection
+    event listener makes every statement and every connection dispatch events, which
+    cost more than the BEGIN itself on a short read. The dialect's own hooks get the
+    option as it is set (kept on the pooled connection until it goes back to the pool)
+    and the BEGIN, whose errors SQLAlchemy then wraps and translates as usual.
+    """
+    dialect = engine.dialect
+    set_options = dialect.set_connection_execution_options
+
+    def set_connection_execution_options(connection: Connection, opts: Any) -> None:
+        if _WRITE_OPTION in opts:
+            connection.connection.info[_WRITE_OPTION] = bool(opts[_WRITE_OPTION])
+        set_options(connection, opts)
+
+    def do_begin(dbapi_connection: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE" if dbapi_connection.info.get(_WRITE_OPTION) else "BEGIN")
+        finally:
+            cursor.close()
+
+    dialect.set_connection_execution_options = set_connection_execution_options  # type: ignore[method-assign]
+    dialect.do_begin = do_begin  # type: ignore[method-assign]
+    event.listen(engine, "checkin", _forget_write_option)
+
+
+def _forget_write_option(_dbapi_connection: Any, record: Any) -> None:
+    record.info.pop(_WRITE_OPTION, None)
 
 
 def _build(factory: Callable[..., T], url: URL, options: dict[str, Any]) -> T:

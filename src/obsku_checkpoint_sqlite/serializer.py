@@ -96,6 +96,7 @@ def loads(text: str | bytes, *, location: str | None = None) -> Any:
 # Values JSON holds as they are. The walks below pass them through inline: a function
 # call per leaf was most of the cost of encoding a checkpoint.
 _PLAIN = frozenset({str, int, bool, type(None)})
+_STR_ONLY = frozenset({str})
 
 
 def _prepare(value: Any) -> Any:
@@ -107,7 +108,7 @@ def _prepare(value: Any) -> Any:
             raise _Unencodable(f"{value!r} has no JSON form", ValueError)
         return value
     if kind is dict:
-        if TAG not in value and all(type(key) is str for key in value):
+        if TAG not in value and _STR_ONLY.issuperset(map(type, value)):
             return {key: item if type(item) in _PLAIN else _prepare_item(item, key) for key, item in value.items()}
         return _tagged("Map", [[_prepare_item(key, "key"), _prepare_item(item, key)] for key, item in value.items()])
     if kind is list or kind is tuple:
