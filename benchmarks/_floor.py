@@ -1,0 +1,175 @@
+"""The raw floor: stdlib ``sqlite3`` + ``json`` running the store's own statements.
+
+Each statement is the store's prebuilt SQLAlchemy statement compiled once for SQLite,
+so the floor executes exactly the SQL the store executes, with the same pragmas and
+one explicit transaction per operation (``BEGIN IMMEDIATE`` for writes, as the store's
+runner does). What it leaves out is everything the store adds on top: input
+validation, the JsonPlus format, DTOs, the connection pool and SQLAlchemy itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from typing import Any
+
+from sqlalchemy import insert
+
+from obsku_checkpoint_sqlite import _operations as ops
+
+from ._workload import Compiled, sqlite_connect
+
+_SESSION_KEYS = [
+    "id", "directory", "workspace_id", "title", "metadata", "created_at", "updated_at",
+    "forked_from_session_id", "forked_from_checkpoint_id",
+]  # fmt: skip
+_MESSAGE_KEYS = ["session_id", "role", "content", "tool_calls", "tool_results", "tokens_in", "tokens_out", "created_at"]
+
+
+def _compile_with_keys(statement: Any, keys: list[str]) -> Compiled:
+    from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+    compiled = statement.compile(dialect=sqlite_dialect.dialect(), column_keys=keys)
+    return Compiled(compiled.string, tuple(compiled.positiontup or ()), dict(compiled.params))
+
+
+LOCK_SESSION = Compiled.of(ops._LOCK_SESSION)
+INSERT_CHECKPOINT = Compiled.of(ops._INSERT_CHECKPOINT_RETURNING)
+TOUCH_SESSION = Compiled.of(ops._TOUCH_SESSION)
+INSERT_MESSAGE = _compile_with_keys(ops._INSERT_MESSAGE, _MESSAGE_KEYS)
+LATEST = {ns: Compiled.of(ops._checkpoints_query(ns, True)) for ns in (True, False)}
+LAST_MESSAGES = Compiled.of(ops._messages_query(False, True))
+FORK_SOURCE = Compiled.of(ops._FORK_SOURCE)
+GET_SESSION = Compiled.of(ops._GET_SESSION)
+INSERT_SESSION = _compile_with_keys(insert(ops.sessions), _SESSION_KEYS)
+COPY_MESSAGES = Compiled.of(ops._COPY_MESSAGES_BY_ID)
+COPY_CHECKPOINT = Compiled.of(ops._COPY_CHECKPOINT)
+
+_CHECKPOINT_FIELDS = (
+    "id", "session_id", "namespace", "parent_id", "version", "step", "node_id", "node_results",
+    "pending_nodes", "cycle_state", "source", "created_at",
+)  # fmt: skip
+_MESSAGE_FIELDS = (
+    "id", "session_id", "role", "content", "tool_calls", "tool_results", "tokens_in", "tokens_out", "created_at",
+)  # fmt: skip
+
+
+class Floor:
+    def __init__(self, path: str) -> None:
+        self.conn: sqlite3.Connection = sqlite_connect(path)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _write(self, body: Any, *args: Any) -> Any:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = body(self.conn, *args)
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+        return result
+
+    def _read(self, body: Any, *args: Any) -> Any:
+        self.conn.execute("BEGIN")
+        try:
+            return body(self.conn, *args)
+        finally:
+            self.conn.execute("COMMIT")
+
+    def save_checkpoint(self, session_id: str, step: int, node_results: dict[str, Any]) -> dict[str, Any]:
+        values = {
+            "id": str(uuid.uuid4()), "session_id": session_id, "namespace": "", "parent_id": None,
+            "version": None, "step": step, "node_id": "node_19",
+            "node_results": json.dumps(node_results, separators=(",", ":")),
+            "pending_nodes": json.dumps(["node_00"]), "cycle_state": None, "source": "loop",
+            "created_at": ops.now_ms(),
+        }  # fmt: skip
+
+        def body(conn: sqlite3.Connection) -> dict[str, Any]:
+            if conn.execute(LOCK_SESSION.sql, LOCK_SESSION.args({"session_id": session_id})).fetchone() is None:
+                raise LookupError(session_id)
+            version = conn.execute(INSERT_CHECKPOINT.sql, INSERT_CHECKPOINT.args(values)).fetchone()[0]
+            return {**values, "version": version, "node_results": node_results}
+
+        return self._write(body)  # type: ignore[no-any-return]
+
+    def add_message(self, session_id: str, content: str) -> dict[str, Any]:
+        now = ops.now_ms()
+        values = {
+            "session_id": session_id, "role": "user", "content": content, "tool_calls": None,
+            "tool_results": None, "tokens_in": 12, "tokens_out": None, "created_at": now,
+        }  # fmt: skip
+
+        def body(conn: sqlite3.Connection) -> dict[str, Any]:
+            touched = conn.execute(TOUCH_SESSION.sql, TOUCH_SESSION.args({"session_id": session_id, "now": now}))
+            if touched.rowcount == 0:
+                raise LookupError(session_id)
+            cursor = conn.execute(INSERT_MESSAGE.sql, INSERT_MESSAGE.args(values))
+            return {**values, "id": cursor.lastrowid}
+
+        return self._write(body)  # type: ignore[no-any-return]
+
+    def list_checkpoints(self, session_id: str, namespace: str | None, limit: int) -> list[dict[str, Any]]:
+        statement = LATEST[namespace is not None]
+        args = statement.args({"session_id": session_id, "namespace": namespace, "limit": limit})
+
+        def body(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            return [_checkpoint(row) for row in conn.execute(statement.sql, args)]
+
+        return self._read(body)  # type: ignore[no-any-return]
+
+    def get_latest_checkpoint(self, session_id: str, namespace: str | None) -> dict[str, Any] | None:
+        rows = self.list_checkpoints(session_id, namespace, 1)
+        return rows[0] if rows else None
+
+    def get_messages(self, session_id: str, limit: int) -> list[dict[str, Any]]:
+        args = LAST_MESSAGES.args({"session_id": session_id, "limit": limit})
+
+        def body(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(LAST_MESSAGES.sql, args).fetchall()
+            rows.reverse()
+            return [_message(row) for row in rows]
+
+        return self._read(body)  # type: ignore[no-any-return]
+
+    def fork(self, checkpoint_id: str) -> dict[str, Any]:
+        def body(conn: sqlite3.Connection) -> dict[str, Any]:
+            origin = conn.execute(FORK_SOURCE.sql, FORK_SOURCE.args({"checkpoint_id": checkpoint_id})).fetchone()
+            source_session, _created_at, last_message_id = origin
+            source = conn.execute(GET_SESSION.sql, GET_SESSION.args({"session_id": source_session})).fetchone()
+            now = ops.now_ms()
+            new_id = str(uuid.uuid4())
+            session = {
+                "id": new_id, "directory": source[1], "workspace_id": source[5], "title": f"Fork of {source[4]}",
+                "metadata": source[6], "created_at": now, "updated_at": now,
+                "forked_from_session_id": source_session, "forked_from_checkpoint_id": checkpoint_id,
+            }  # fmt: skip
+            conn.execute(INSERT_SESSION.sql, INSERT_SESSION.args(session))
+            copy = {"session_id": new_id, "source_session_id": source_session, "last_message_id": last_message_id}
+            conn.execute(COPY_MESSAGES.sql, COPY_MESSAGES.args(copy))
+            checkpoint = {"id": str(uuid.uuid4()), "session_id": new_id, "created_at": now}
+            conn.execute(COPY_CHECKPOINT.sql, COPY_CHECKPOINT.args({**checkpoint, "checkpoint_id": checkpoint_id}))
+            row = conn.execute(GET_SESSION.sql, GET_SESSION.args({"session_id": new_id})).fetchone()
+            metadata = None if row[6] is None else json.loads(row[6])
+            return {"id": row[0], "title": row[4], "metadata": metadata}
+
+        return self._write(body)  # type: ignore[no-any-return]
+
+
+def _checkpoint(row: tuple[Any, ...]) -> dict[str, Any]:
+    record = dict(zip(_CHECKPOINT_FIELDS, row, strict=True))
+    for column in ("node_results", "pending_nodes", "cycle_state"):
+        if record[column] is not None:
+            record[column] = json.loads(record[column])
+    return record
+
+
+def _message(row: tuple[Any, ...]) -> dict[str, Any]:
+    record = dict(zip(_MESSAGE_FIELDS, row, strict=True))
+    for column in ("tool_calls", "tool_results"):
+        if record[column] is not None:
+            record[column] = json.loads(record[column])
+    return record

@@ -1,0 +1,116 @@
+"""Benchmark the store against the raw driver and LangGraph's SQLite checkpointers.
+
+    pip install -e ".[bench,postgresql,mysql]"
+    python -m benchmarks.run            # full run, a few minutes
+    python -m benchmarks.run --quick    # under a minute: fewer samples, smaller scaling set
+
+Prints a table of medians with each contender's ratio to the raw floor, checks every
+target of the performance issue, and writes ``benchmarks/results/latest.json``.
+Server throughput runs against ``OBSKU_BENCH_POSTGRES_URL`` / ``OBSKU_BENCH_MYSQL_URL``
+(defaults: the local test servers) in a scratch database it drops afterwards; an
+unreachable server is reported and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import _environment, _scaling, _servers, _sqlite_suite, _targets
+from ._workload import Timing
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples and a smaller scaling set (< 1 minute)")
+    parser.add_argument("--output", type=Path, default=RESULTS / "latest.json", help="where to write the JSON result")
+    parser.add_argument("--no-servers", action="store_true", help="skip PostgreSQL and MariaDB throughput")
+    parser.add_argument("--no-scaling", action="store_true", help="skip the 1,000 vs 100,000 rows comparison")
+    parser.add_argument("--directory", help="where to put the SQLite files (default: a temporary directory)")
+    args = parser.parse_args(argv)
+    return asyncio.run(_main(args))
+
+
+def report(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+async def _main(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    profile = _sqlite_suite.QUICK if args.quick else _sqlite_suite.FULL
+    with tempfile.TemporaryDirectory(prefix="obsku-bench-", dir=args.directory) as directory:
+        report("hot operations on a SQLite file")
+        operations = await _sqlite_suite.run_suite(directory, profile, report)
+        scaling = None
+        if not args.no_scaling:
+            report("scaling")
+            scaling = await _scaling.run_scaling(directory, quick=args.quick, report=report)
+    servers = None if args.no_servers else await _servers.run_servers(quick=args.quick, report=report)
+    verdicts = _targets.check(operations, scaling, servers)
+    result: dict[str, Any] = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "mode": "quick" if args.quick else "full",
+        "command": "python -m benchmarks.run" + (" --quick" if args.quick else ""),
+        "duration_s": round(time.monotonic() - started, 1),
+        "environment": _environment.describe(),
+        "operations": {op: {name: t.as_json() for name, t in timings.items()} for op, timings in operations.items()},
+        "scaling": scaling,
+        "servers": servers,
+        "targets": verdicts,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print(render(result, operations))
+    report(f"wrote {args.output} in {result['duration_s']} s")
+    return 0
+
+
+CONTENDERS = ("floor", "sync", "async", "langgraph", "langgraph_async")
+
+
+def render(result: dict[str, Any], operations: dict[str, dict[str, Timing]]) -> str:
+    env = result["environment"]
+    lines = [
+        f"{result['date']} · {result['mode']} run · {env['machine']}",
+        f"{env['versions_line']}",
+        "",
+        "| operation | floor µs | sync µs (×floor) | async µs (×sync) | LangGraph sync µs | LangGraph async µs |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for operation, timings in operations.items():
+        floor = timings["floor"].median_us
+        cells = [operation, _us(floor)]
+        sync_us = timings["sync"].median_us
+        cells.append(f"{_us(sync_us)} ({sync_us / floor:.2f}×)")
+        async_us = timings["async"].median_us
+        cells.append(f"{_us(async_us)} ({async_us / sync_us:.2f}×)")
+        for name in ("langgraph", "langgraph_async"):
+            cells.append(_us(timings[name].median_us) if name in timings else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    scaling = result.get("scaling")
+    if scaling:
+        lines += ["", _scaling.render(scaling)]
+    servers = result.get("servers")
+    if servers:
+        lines += ["", _servers.render(servers)]
+    lines += ["", _targets.render(result["targets"])]
+    return "\n".join(lines)
+
+
+def _us(value: float) -> str:
+    if value >= 10_000:
+        return f"{value / 1000:,.1f} ms"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
