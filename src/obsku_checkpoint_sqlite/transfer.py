@@ -280,18 +280,26 @@ class _Importer:
 
     def finish(self) -> None:
         self.flush()
-        if not self.rekey and self.conn.dialect.name == "postgresql":
-            # Explicit ids do not advance PostgreSQL's sequence: the next add_message
-            # would collide with an imported message. Only ever forward: MAX(id) does not
-            # see ids other writers hold uncommitted, and moving the sequence back below
-            # one of them makes a later add_message collide with it.
-            self.conn.execute(
-                text(
-                    "SELECT setval(pg_get_serial_sequence('messages', 'id'), GREATEST("
-                    "(SELECT COALESCE(MAX(id), 0) + 1 FROM messages), "
-                    "nextval(pg_get_serial_sequence('messages', 'id'))), false)"
-                )
+        if not self.rekey:
+            _advance_message_ids(self.conn)
+
+
+def _advance_message_ids(conn: Connection) -> None:
+    """Move PostgreSQL's message id sequence past ids written explicitly.
+
+    Explicit ids do not advance the sequence: the next add_message would collide with
+    an imported message. Only ever forward: MAX(id) does not see ids other writers hold
+    uncommitted, and moving the sequence back below one of them makes a later
+    add_message collide with it. SQLite and MariaDB advance their counters themselves.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text(
+                "SELECT setval(pg_get_serial_sequence('messages', 'id'), GREATEST("
+                "(SELECT COALESCE(MAX(id), 0) + 1 FROM messages), "
+                "nextval(pg_get_serial_sequence('messages', 'id'))), false)"
             )
+        )
 
 
 def import_sessions(
@@ -430,13 +438,7 @@ def copy_to(conn: Connection, target_url: str | URL, batch_size: int, progress: 
                         done += len(partition)
                         if progress is not None:
                             progress(done, grand_total)
-                if target.dialect.name == "postgresql":
-                    target.execute(
-                        text(
-                            "SELECT setval(pg_get_serial_sequence('messages', 'id'), "
-                            "(SELECT COALESCE(MAX(id), 0) + 1 FROM messages), false)"
-                        )
-                    )
+                _advance_message_ids(target)
                 copied = {
                     table.name: target.execute(select(func.count()).select_from(table)).scalar_one() for table in tables
                 }
