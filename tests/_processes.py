@@ -10,6 +10,7 @@ leaves with ``os._exit``, so it never runs the parent's cleanup on inherited obj
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import threading
@@ -120,7 +121,14 @@ class Writer:
 
 def spawn(options: Sequence[_writer.Options]) -> list[Writer]:
     """Fork every writer, then start reading them: no thread exists when a fork happens."""
-    writers = [Writer(option) for option in options]
+    # Frozen objects are never collected in the children: a child must not finalize the
+    # test process's leftover connections (and close what the parent still shares).
+    gc.collect()
+    gc.freeze()
+    try:
+        writers = [Writer(option) for option in options]
+    finally:
+        gc.unfreeze()
     for writer in writers:
         writer._reader.start()
     return writers
