@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, bindparam, create_engine, event, text
 
 from obsku_checkpoint_sqlite import (
     CheckpointCorruptionError,
@@ -76,6 +76,17 @@ def raw_connection(url: str) -> Iterator[Any]:
             yield conn
     finally:
         engine.dispose()
+
+
+def purge_workspaces(url: str, workspaces: list[str]) -> None:
+    """Delete these workspaces' sessions, messages and checkpoints, without reading them."""
+    with raw_connection(url) as conn:
+        find = text("SELECT id FROM sessions WHERE workspace_id IN :workspaces")
+        found = list(conn.execute(find.bindparams(bindparam("workspaces", expanding=True)), {"workspaces": workspaces}))
+        ids = [row.id for row in found]
+        for table, column in (("messages", "session_id"), ("checkpoints", "session_id"), ("sessions", "id")):
+            delete = text(f"DELETE FROM {table} WHERE {column} IN :ids")
+            conn.execute(delete.bindparams(bindparam("ids", expanding=True)), {"ids": ids})
 
 
 def frozen_clock(monkeypatch: pytest.MonkeyPatch, millis: int) -> None:
@@ -440,7 +451,9 @@ async def test_save_checkpoint_rolls_back_whole_when_it_fails_after_locking(stor
 
 
 @pytest.mark.parametrize("backend", INSPECTABLE, indirect=True)
-async def test_a_corrupt_row_raises_for_itself_only(store: Any, url: str, workspace: str) -> None:
+async def test_a_corrupt_row_raises_for_itself_only(
+    store: Any, url: str, workspace: str, request: pytest.FixtureRequest
+) -> None:
     healthy = await store.create_session("/ok", workspace_id=workspace, metadata={"fine": True})
     damaged = await store.create_session("/bad", workspace_id=workspace + "-damaged", metadata={"fine": True})
     checkpoints = [
@@ -457,6 +470,8 @@ async def test_a_corrupt_row_raises_for_itself_only(store: Any, url: str, worksp
     with raw_connection(url) as conn:
         for table, column, row_id, value in damage:
             conn.execute(text(f"UPDATE {table} SET {column} = :value WHERE id = :id"), {"value": value, "id": row_id})
+    # Corrupt rows must not outlive the test in a shared server database.
+    request.addfinalizer(lambda: purge_workspaces(url, [workspace, workspace + "-damaged"]))
 
     with pytest.raises(CheckpointCorruptionError) as info:
         await store.get_checkpoint(checkpoints[1].id)
