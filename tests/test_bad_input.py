@@ -271,6 +271,10 @@ async def test_payloads_over_10_mb_round_trip_exactly(store: Any, workspace: str
     assert loaded.node_results["a"].output == big
     forked = await store.fork(checkpoint.id)
     assert [m.content for m in await store.get_messages(forked.id)] == [message.content]
+    # 30 MB a run is worth giving back in a shared server database.
+    for session_id in (session.id, forked.id):
+        await store.delete_session(session_id)
+    assert await store.get_session(session.id) is None
 
 
 NUL_TEXT = "before\x00after"
