@@ -33,7 +33,7 @@ Report = Callable[[str], None]
 
 
 async def run_servers(*, quick: bool, report: Report) -> dict[str, Any]:
-    duration = 1.0 if quick else 4.0
+    duration = 0.75 if quick else 4.0
     results: dict[str, Any] = {}
     for backend, url in SERVERS.items():
         report(f"server throughput: {backend}")
@@ -67,7 +67,7 @@ async def _run_backend(backend: str, url: str, duration: float) -> dict[str, Any
     return {"server_version": str(version).split("\n")[0][:80], "duration_s": duration, "throughput": throughput}
 
 
-async def _measure(store: SqlAlchemyCheckpointStore, duration: float) -> dict[str, dict[str, float]]:
+async def _measure(store: SqlAlchemyCheckpointStore, duration: float) -> dict[str, dict[str, Any]]:
     rng = random.Random(11)
     payload = node_results(rng)
     message = text_of(200, rng)
@@ -80,7 +80,7 @@ async def _measure(store: SqlAlchemyCheckpointStore, duration: float) -> dict[st
         await store.add_message(session_id, role="assistant", content=message, tokens_out=step)
 
     operations: dict[str, Callable[[str, int], Any]] = {"save_checkpoint": save, "add_message": add}
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, Any]] = {}
     for operation, call in operations.items():
         await call(sessions[0], 0)  # compile and pool warm-up
         results[operation] = {}
@@ -97,15 +97,22 @@ async def _measure(store: SqlAlchemyCheckpointStore, duration: float) -> dict[st
                 return done
 
             started = time.monotonic()
+            cpu_started = time.process_time()
             counts = await asyncio.gather(*(writer(session) for session in sessions[:writers]))
             elapsed = time.monotonic() - started
             results[operation][str(writers)] = round(sum(counts) / elapsed, 1)
+            # The client's own CPU per operation and share of a core: when the client
+            # saturates its core, more writers cannot raise throughput whatever the server does.
+            cpu = time.process_time() - cpu_started
+            results[operation][f"{writers}_client_cpu_ms_per_op"] = round(cpu * 1000 / max(sum(counts), 1), 2)
+            results[operation][f"{writers}_client_cores"] = round(cpu / elapsed, 2)
     return results
 
 
 def render(servers: dict[str, Any]) -> str:
     lines = [
-        "Server write throughput, async face (operations/s; each writer its own session)",
+        "Server write throughput, async face (operations/s; each writer its own session;"
+        " in brackets the CPU the benchmark process itself used, in cores)",
         "",
         "| backend | operation | " + " | ".join(f"{n} writer{'s' if n > 1 else ''}" for n in WRITERS) + " |",
         "|---|---|" + "---:|" * len(WRITERS),
@@ -115,6 +122,8 @@ def render(servers: dict[str, Any]) -> str:
             lines.append(f"| {backend} | skipped: {result['skipped']} |" + " |" * len(WRITERS))
             continue
         for operation, by_writers in result["throughput"].items():
-            cells = " | ".join(f"{by_writers[str(n)]:,.0f}" for n in WRITERS)
+            cells = " | ".join(
+                f"{by_writers[str(n)]:,.0f} ({by_writers[f'{n}_client_cores']:.2f} cores)" for n in WRITERS
+            )
             lines.append(f"| {backend} | {operation} | {cells} |")
     return "\n".join(lines)

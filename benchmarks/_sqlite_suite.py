@@ -30,7 +30,7 @@ class Profile:
     fork_messages: int = 10_000
 
 
-QUICK = Profile(rounds=4, calls=25, fork_rounds=2)
+QUICK = Profile(rounds=3, calls=25, fork_rounds=2)
 FULL = Profile(rounds=10, calls=100, fork_rounds=5)
 
 Report = Callable[[str], None]
