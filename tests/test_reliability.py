@@ -584,21 +584,24 @@ async def test_sqlite_connections_use_wal_normal_sync_and_a_busy_timeout(
 
 
 def kill_connections(url: str) -> int:
-    """Kill every connection to the (scratch) database of ``url`` but this one."""
+    """Kill every connection to the (scratch) database of ``url`` but this one; wait until they are gone."""
     engine = create_engine(normalize_url(url, for_async=False), isolation_level="AUTOCOMMIT")
+    if engine.dialect.name == "postgresql":
+        find = "SELECT pid FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"
+        kill = "SELECT pg_terminate_backend({})"
+    else:
+        find = "SELECT id FROM information_schema.processlist WHERE db = :db AND id <> CONNECTION_ID()"
+        kill = "KILL {}"
     try:
         with engine.connect() as conn:
-            database = engine.url.database
-            if engine.dialect.name == "postgresql":
-                query = "SELECT pid FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"
-                victims = conn.execute(text(query), {"db": database}).scalars().all()
-                for pid in victims:
-                    conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-            else:
-                query = "SELECT id FROM information_schema.processlist WHERE db = :db AND id <> CONNECTION_ID()"
-                victims = conn.execute(text(query), {"db": database}).scalars().all()
-                for thread_id in victims:
-                    conn.exec_driver_sql(f"KILL {int(thread_id)}")
+            victims = conn.execute(text(find), {"db": engine.url.database}).scalars().all()
+            for victim in victims:
+                conn.exec_driver_sql(kill.format(int(victim)))
+            # Killing is asynchronous: a pre-ping racing it could still find the victim alive.
+            deadline = time.monotonic() + 10
+            while set(conn.execute(text(find), {"db": engine.url.database}).scalars()) & set(victims):
+                assert time.monotonic() < deadline, "the killed connections did not go away"
+                time.sleep(0.01)
             return len(victims)
     finally:
         engine.dispose()
@@ -612,7 +615,6 @@ async def test_a_killed_server_connection_is_replaced_on_the_next_call(
     session = await store.create_session("/k")
     for round_ in range(3):
         assert kill_connections(scratch_url) >= 1, "the store keeps a pooled connection to kill"
-        await asyncio.sleep(0.05)
         # Reads and writes alike: pre-ping finds the dead connection before the call uses it.
         await store.add_message(session.id, role="user", content=f"after kill {round_}")
         assert kill_connections(scratch_url) >= 1
