@@ -8,6 +8,7 @@ seen; BEGIN and COMMIT are the driver's and are not counted on either size.)
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, insert
+from sqlalchemy import Engine, delete, event, insert, select
+from sqlalchemy.exc import DBAPIError
 
 from obsku_checkpoint_sqlite import _operations as ops
 from obsku_checkpoint_sqlite import sync
@@ -23,13 +25,41 @@ from obsku_checkpoint_sqlite._operations import checkpoints, messages, sessions
 from tests.conftest import DATABASE_BACKENDS, database_url
 
 SIZES = (10, 10_000)
+# Every session these tests make is in a workspace with this prefix, so the rows they
+# leave in the shared server databases (tens of thousands a run) can be deleted after.
+WORKSPACE_PREFIX = f"count-{uuid.uuid4().hex[:8]}-"
 
 
 @pytest.fixture(params=DATABASE_BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sync.SqlAlchemyCheckpointStore]:
     opened = sync.SqlAlchemyCheckpointStore(database_url(str(request.param), tmp_path))
     yield opened
+    _delete_our_sessions(_engine(opened))
     opened.close()
+
+
+def _delete_our_sessions(engine: Engine) -> None:
+    with engine.connect() as conn:
+        ours = list(conn.scalars(select(sessions.c.id).where(sessions.c.workspace_id.startswith(WORKSPACE_PREFIX))))
+    # Literal id lists in small transactions: MariaDB uses no index for DELETE ... IN
+    # (SELECT ...), and other suites share these databases, so a deadlock is retried.
+    for start in range(0, len(ours), 1000):
+        chunk = ours[start : start + 1000]
+        for attempt in range(5):
+            try:
+                with engine.begin() as conn:
+                    for table in (messages, checkpoints):
+                        conn.execute(delete(table).where(table.c.session_id.in_(chunk)))
+                    conn.execute(delete(sessions).where(sessions.c.id.in_(chunk)))
+                break
+            except DBAPIError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+
+def _workspace() -> str:
+    return WORKSPACE_PREFIX + uuid.uuid4().hex
 
 
 def _engine(store: sync.SqlAlchemyCheckpointStore) -> Engine:
@@ -67,7 +97,7 @@ def _add_history(engine: Engine, session_id: str, count: int) -> None:
 def _statements_for(
     store: sync.SqlAlchemyCheckpointStore, size: int, operation: Callable[[str, str], Any]
 ) -> list[str]:
-    session = store.create_session("/history", workspace_id=f"ws-{uuid.uuid4()}")
+    session = store.create_session("/history", workspace_id=_workspace())
     _add_history(_engine(store), session.id, size)
     # Saved through the store, so the fork copies by the recorded message watermark.
     checkpoint = store.save_checkpoint(session_id=session.id, step=size, node_results={}, source="loop")
@@ -114,7 +144,7 @@ def test_session_summaries_run_one_statement_for_10_and_10000_sessions(
         pytest.skip("session_summaries is not in this build")
     store.get_session("none")  # the schema is migrated on the first operation, not counted here
     for size in SIZES:
-        workspace = f"ws-{uuid.uuid4()}"
+        workspace = _workspace()
         now = ops.now_ms()
         ids = [str(uuid.uuid4()) for _ in range(size)]
         with _engine(store).begin() as conn:
