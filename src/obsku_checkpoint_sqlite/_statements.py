@@ -1,9 +1,9 @@
 """Prebuilt statements, and a short way to run them on SQLite's stdlib driver.
 
-On this machine SQLAlchemy's ``Connection.execute`` costs ten to fifteen times the
-``sqlite3`` call it wraps (cache-key lookup, execution context, event dispatch, result
-metadata), and a hot operation runs two or three statements: that overhead, not
-SQLite, was most of the cost of an append or a read. A ``Prepared`` statement is
+SQLAlchemy's ``Connection.execute`` costs ten to fifteen times the ``sqlite3`` call it
+wraps (cache-key lookup, execution context, event dispatch, result metadata; measured
+with ``benchmarks/``), and a hot operation runs two or three statements: that
+overhead, not SQLite, was most of the cost of an append or a read. A ``Prepared`` statement is
 still the Core statement written once in ``_operations``; on the ``pysqlite``
 dialect it is compiled once by SQLAlchemy and then handed straight to the driver's
 cursor. Everywhere else, and whenever something needs SQLAlchemy's execution path
@@ -19,6 +19,7 @@ and translate it the same way.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,7 +37,8 @@ class Prepared:
         self.statement = statement
         # An INSERT's columns, which SQLAlchemy otherwise takes from each call's keys.
         self.column_keys = list(column_keys) if column_keys is not None else None
-        self._compiled: dict[Dialect, _Compiled | None] = {}
+        # Weak: tests and tools open many engines, each with a dialect of its own.
+        self._compiled: weakref.WeakKeyDictionary[Dialect, _Compiled | None] = weakref.WeakKeyDictionary()
 
     def execute(self, conn: Connection, params: dict[str, Any]) -> Any:
         """Run with ``params``; the result has ``first``, ``one``, ``one_or_none``, ``all``,
