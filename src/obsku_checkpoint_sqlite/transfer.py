@@ -31,7 +31,6 @@ import orjson
 from sqlalchemy import Column, Connection, Table, func, insert, select, text
 from sqlalchemy.engine import URL
 
-from . import migrate
 from ._engine import create_sync_engine
 from ._operations import checkpoints, messages, now_ms, sessions
 from .errors import CheckpointStoreError, ExportFormatError, ImportConflictError
@@ -85,6 +84,8 @@ def export_sessions(
     total = conn.execute(select(func.count()).select_from(selection.subquery())).scalar_one()
     counts = {"sessions": 0, "messages": 0, "checkpoints": 0}
     streaming = conn.execution_options(yield_per=BATCH_SIZE)
+    from . import migrate  # Alembic loads only when a transfer runs, not on every import.
+
     with _open_for_writing(target) as out:
         header = {
             "format": FORMAT, "version": FORMAT_VERSION, "schema_revision": migrate.head_revision(),
@@ -414,6 +415,8 @@ def copy_to(conn: Connection, target_url: str | URL, batch_size: int, progress: 
     tables = (sessions, messages, checkpoints)
     totals = {table.name: conn.execute(select(func.count()).select_from(table)).scalar_one() for table in tables}
     grand_total = sum(totals.values())
+    from . import migrate
+
     engine = create_sync_engine(target_url)
     try:
         with engine.connect() as target:
