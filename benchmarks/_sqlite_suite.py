@@ -31,7 +31,7 @@ class Profile:
 
 
 QUICK = Profile(rounds=3, calls=25, fork_rounds=2)
-FULL = Profile(rounds=10, calls=100, fork_rounds=5)
+FULL = Profile(rounds=10, calls=100, fork_rounds=9)
 
 Report = Callable[[str], None]
 
