@@ -24,6 +24,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -73,6 +74,10 @@ def dumps(value: Any, *, field: str = "value") -> str:
     return text
 
 
+# The shortest integers that may not fit in 64 bits have 19 digits.
+_LONG_NUMBER = re.compile(r"\d{19}")
+
+
 def loads(text: str | bytes, *, location: str | None = None) -> Any:
     """Decode JsonPlus text.
 
@@ -84,6 +89,11 @@ def loads(text: str | bytes, *, location: str | None = None) -> Any:
         value = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise CheckpointCorruptionError(f"invalid JSON ({exc})", text, location=location) from None
+    if _LONG_NUMBER.search(text if isinstance(text, str) else text.decode("utf-8", errors="replace")):
+        # orjson reads integers beyond 64 bits as floats, which would alter them; the
+        # stdlib reads them exactly (orjson has already refused anything invalid). A run
+        # of 19 digits inside a string only costs the second parse.
+        value = json.loads(text)
     marker_present = (_TAG_MARKER in text) if isinstance(text, str) else (b'"__type"' in text)
     if not marker_present:
         return value
