@@ -212,15 +212,18 @@ class Timing:
 async def interleaved(contenders: Sequence[Contender], rounds: int, calls: int, warmup: int = 3) -> dict[str, Timing]:
     """Time each call of each contender, taking turns round by round.
 
-    Rounds alternate the contenders' order so that none always runs right after another's
-    page-cache misses or WAL growth; medians then compare like with like.
+    Each round runs the contenders in a fresh (seeded) random order, so that none always
+    runs right after another's page-cache misses or WAL growth: alternating one order
+    with its reverse kept the middle contender always after a writer, and a fork after
+    another fork pays for checkpointing its WAL. Medians then compare like with like.
     """
     for contender in contenders:
         for _ in range(min(warmup, contender.calls or warmup)):
             await _call(contender)
-    order = list(contenders)
-    for round_index in range(rounds):
-        sequence = order if round_index % 2 == 0 else order[::-1]
+    shuffler = random.Random(20261127)
+    sequence = list(contenders)
+    for _ in range(rounds):
+        shuffler.shuffle(sequence)
         for contender in sequence:
             for _ in range(contender.calls or calls):
                 started = time.perf_counter_ns()
