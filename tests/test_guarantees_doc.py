@@ -1,8 +1,4 @@
-"""Every test the Guarantees section names exists, so a promise cannot outlive its proof.
-
-The section lives in docs/guarantees.md and, once merged, in README.md: whichever of
-them exists is checked.
-"""
+"""Every test the README's Guarantees section names exists, so a promise cannot outlive its proof."""
 
 from __future__ import annotations
 
@@ -12,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = re.compile(r"`(tests/[\w/]+\.py)::(\w+)`")
-DOCUMENTS = [ROOT / "docs" / "guarantees.md", ROOT / "README.md"]
+DOCUMENTS = [ROOT / "README.md"]
 
 
 def guarantee_lines(document: Path) -> list[str]:
@@ -36,7 +32,7 @@ def defined_tests(path: Path) -> set[str]:
 def test_every_guarantee_names_a_test_that_exists() -> None:
     sections = {document.name: guarantee_lines(document) for document in DOCUMENTS if document.exists()}
     sections = {name: lines for name, lines in sections.items() if lines}
-    assert sections, "no Guarantees section in docs/guarantees.md or README.md"
+    assert sections, "no Guarantees section in README.md"
     problems = []
     for name, lines in sections.items():
         for line in lines:

@@ -1,4 +1,5 @@
-"""The README's examples run as written."""
+"""The README's examples run as written: every block fenced as ``python`` is a complete program
+(fragments are fenced as ``py``)."""
 
 from __future__ import annotations
 
