@@ -9,12 +9,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, delete, event, insert
+from sqlalchemy import Engine, delete, insert
 
 from obsku_checkpoint_sqlite import _admin as admin
 from obsku_checkpoint_sqlite import sync
 from obsku_checkpoint_sqlite._engine import AsyncEngineRunner, SyncRunner, ThreadRunner, create_sync_engine
 from obsku_checkpoint_sqlite._operations import checkpoints, messages, now_ms, sessions
+from tests.conftest import counting_statements
 
 
 def runner_of(store: Any) -> Any:
@@ -72,20 +73,6 @@ def seed_sessions(engine: Engine, workspace: str, count: int, *, messages_each: 
             conn.execute(insert(messages), message_rows)
         if checkpoint_rows:
             conn.execute(insert(checkpoints), checkpoint_rows)
-
-
-@contextmanager
-def counting_statements(engine: Engine) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 # --- summaries --------------------------------------------------------------------------

@@ -11,18 +11,17 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, delete, event, insert, select
+from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import DBAPIError
 
 from obsku_checkpoint_sqlite import _operations as ops
 from obsku_checkpoint_sqlite import sync
 from obsku_checkpoint_sqlite._operations import checkpoints, messages, sessions
-from tests.conftest import DATABASE_BACKENDS, database_url
+from tests.conftest import DATABASE_BACKENDS, counting_statements, database_url
 
 SIZES = (10, 10_000)
 # Every session these tests make is in a workspace with this prefix, so the rows they
@@ -66,20 +65,6 @@ def _engine(store: sync.SqlAlchemyCheckpointStore) -> Engine:
     return store._runner.engine
 
 
-@contextmanager
-def counting(engine: Engine) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-
-
 def _add_history(engine: Engine, session_id: str, count: int) -> None:
     """``count`` messages and checkpoints in one multi-row INSERT each: seeding, not under test."""
     now = ops.now_ms()
@@ -101,7 +86,7 @@ def _statements_for(
     _add_history(_engine(store), session.id, size)
     # Saved through the store, so the fork copies by the recorded message watermark.
     checkpoint = store.save_checkpoint(session_id=session.id, step=size, node_results={}, source="loop")
-    with counting(_engine(store)) as statements:
+    with counting_statements(_engine(store)) as statements:
         operation(session.id, checkpoint.id)
     return statements
 
@@ -155,7 +140,7 @@ def test_session_summaries_run_one_statement_for_10_and_10000_sessions(
             conn.execute(insert(messages), [
                 {"session_id": sid, "role": "user", "content": "m", "created_at": now} for sid in ids
             ])  # fmt: skip
-        with counting(_engine(store)) as statements:
+        with counting_statements(_engine(store)) as statements:
             page = store.session_summaries(workspace, limit=None)
         assert len(page) == size
         assert len(statements) == 1, statements
