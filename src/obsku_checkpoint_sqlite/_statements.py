@@ -84,7 +84,8 @@ def _direct_allowed(conn: Connection) -> bool:
     dispatch = conn.engine.dispatch
     return (
         conn.in_transaction()
-        and not conn._echo
+        # A SQLAlchemy without this private flag takes the ordinary path.
+        and not getattr(conn, "_echo", True)
         and not dispatch.before_cursor_execute
         and not dispatch.after_cursor_execute
         and not conn.dialect.dispatch.handle_error
@@ -105,13 +106,21 @@ class _Compiled:
         if dialect.name != "sqlite" or dialect.driver != "pysqlite" or dialect.paramstyle != "qmark":
             return None
         compiled: Any = statement.compile(dialect=dialect, column_keys=column_keys)
-        if (
-            not compiled.positional
-            or compiled._bind_processors
-            or compiled.literal_execute_params
-            or compiled.post_compile_params
-            or any(entry[3]._cached_result_processor(dialect, None) is not None for entry in compiled._result_columns)
-        ):
+        try:
+            needs_sqlalchemy = (
+                not compiled.positional
+                or compiled._bind_processors
+                or compiled.literal_execute_params
+                or compiled.post_compile_params
+                or any(
+                    entry[3]._cached_result_processor(dialect, None) is not None for entry in compiled._result_columns
+                )
+            )
+        except AttributeError:
+            # These are SQLAlchemy internals (checked on 2.1): where they differ, the
+            # statement takes the ordinary, slower path instead of failing.
+            return None
+        if needs_sqlalchemy:
             return None
         return cls(compiled.string, tuple(compiled.positiontup), dict(compiled.params))
 
