@@ -331,6 +331,8 @@ def test_rows_that_gain_a_dependant_during_a_prune_are_spared(url: str, workspac
         session = store.create_session("/race", workspace_id=workspace)
         old = [store.save_checkpoint(session_id=session.id, step=n, node_results={}, source="loop") for n in range(3)]
         idle = store.create_session("/idle", workspace_id=workspace)
+        idle_forked = store.create_session("/idle-forked", workspace_id=workspace)
+        idle_checkpoint = store.save_checkpoint(session_id=idle_forked.id, step=0, node_results={}, source="loop")
         time.sleep(0.005)
         cutoff = now_ms()
         store.add_message(session.id, role="user", content="still running")
@@ -339,15 +341,17 @@ def test_rows_that_gain_a_dependant_during_a_prune_are_spared(url: str, workspac
         with engine.begin() as conn:
             plan = admin.plan_prune(conn, policy)
         assert set(plan.checkpoint_ids) == {old[0].id, old[1].id}
-        assert plan.session_ids == [idle.id]
+        assert plan.session_ids == sorted([idle.id, idle_forked.id])
 
         # Between the plan and the deletes: a new child of a planned checkpoint, a fork of
-        # another, and a write to the idle session.
+        # another, a write to one idle session and a fork of the other.
         store.save_checkpoint(session_id=session.id, step=0, node_results={}, source="loop", parent_id=old[0].id)
         store.fork(old[1].id)
         store.add_message(idle.id, role="user", content="back")
+        store.fork(idle_checkpoint.id)
         with engine.begin() as conn:
             assert admin.delete_checkpoints(conn, plan.checkpoint_ids, plan.planned_at) == 0
-            assert admin.delete_idle_sessions(conn, plan.session_ids, cutoff) == (0, 0, 0)
+            assert admin.delete_idle_sessions(conn, plan.session_ids, cutoff, plan.planned_at) == (0, 0, 0)
         assert {old[0].id, old[1].id} <= {checkpoint.id for checkpoint in store.list_checkpoints(session.id)}
         assert store.get_session(idle.id) is not None
+        assert store.get_checkpoint(idle_checkpoint.id) is not None

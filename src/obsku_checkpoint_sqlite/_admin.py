@@ -280,16 +280,26 @@ def delete_checkpoints(conn: Connection, checkpoint_ids: Sequence[str], planned_
     return int(conn.execute(delete(checkpoints).where(checkpoints.c.id.in_(doomed))).rowcount)
 
 
-def delete_idle_sessions(conn: Connection, session_ids: Sequence[str], idle_before: int) -> tuple[int, int, int]:
-    """Delete a batch of planned sessions, sparing any written to since the plan.
+def delete_idle_sessions(
+    conn: Connection, session_ids: Sequence[str], idle_before: int, planned_at: int
+) -> tuple[int, int, int]:
+    """Delete a batch of planned sessions, sparing any written to or forked since the plan.
 
     Returns the numbers of sessions, checkpoints and messages deleted.
     """
-    still_idle = list(
-        conn.execute(
+    # A fork made since the plan is a recently updated session: an index range, as in
+    # delete_checkpoints, not a scan for every session forked from these.
+    new_forks = select(sessions.c.forked_from_session_id).where(
+        sessions.c.updated_at >= planned_at, sessions.c.forked_from_session_id.in_(session_ids)
+    )
+    forked = set(conn.execute(new_forks).scalars())
+    still_idle = [
+        session_id
+        for session_id in conn.execute(
             select(sessions.c.id).where(sessions.c.id.in_(session_ids), sessions.c.updated_at < idle_before)
         ).scalars()
-    )
+        if session_id not in forked
+    ]
     if not still_idle:
         return 0, 0, 0
     # Explicit deletes, not only the cascade, as in delete_session.

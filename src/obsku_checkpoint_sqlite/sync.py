@@ -372,7 +372,9 @@ class SqlAlchemyCheckpointStore:
                 progress(start + len(batch), total)
         for start in range(0, len(plan.session_ids), batch_size):
             batch = plan.session_ids[start : start + batch_size]
-            counts = self._runner.run(admin.delete_idle_sessions, batch, sessions_idle_before, write=True)
+            counts = self._runner.run(
+                admin.delete_idle_sessions, batch, sessions_idle_before, plan.planned_at, write=True
+            )
             deleted = [done + more for done, more in zip(deleted, counts, strict=True)]
             if progress is not None:
                 progress(len(plan.checkpoint_ids) + start + len(batch), total)
