@@ -101,6 +101,8 @@ def test_store_refuses_a_newer_revision(scratch_url: str) -> None:
     in_transaction(scratch_url, lambda conn: conn.execute(text("UPDATE alembic_version SET version_num = '9999'")))
     with sync.SqlAlchemyCheckpointStore(scratch_url) as store, pytest.raises(SchemaError, match=r"'9999'.*newer"):
         store.get_session("x")
+    with pytest.raises(SchemaError, match=r"'9999'.*newer than this package knows"):
+        in_transaction(scratch_url, upgrade)
 
 
 def test_store_refuses_a_foreign_schema(tmp_path: Path) -> None:

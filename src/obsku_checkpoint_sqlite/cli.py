@@ -669,7 +669,7 @@ def db_current(ctx: typer.Context, as_json: JsonOption = False) -> None:
     with _migration_connection(ctx) as conn:
         revision = migrate.current_revision(conn)
     head = migrate.head_revision()
-    known = revision is None or migrate._is_known(revision)
+    known = revision is None or migrate.is_known_revision(revision)
     if as_json:
         _print_json({"current": revision, "head": head, "up_to_date": revision == head, "known": known})
         return
@@ -692,8 +692,6 @@ def db_upgrade(
     """Build or upgrade the schema (a database made by the original package is adopted)."""
     with _migration_connection(ctx) as conn:
         current = migrate.current_revision(conn)
-        if current is not None and not migrate._is_known(current):
-            raise CliError(f"The database is at revision {current!r}, newer than this package knows")
         migrate.upgrade(conn, revision)
         reached = migrate.current_revision(conn)
     out.print(f"At revision {reached}." if reached != current else f"Already at revision {reached}.")

@@ -19,7 +19,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Connection, inspect, text
 
 from .errors import SchemaError
 from .models import Base
@@ -90,7 +90,7 @@ def ensure_schema(conn: Connection) -> None:
             return
         if revision is None:
             _adopt_or_create(conn)
-        elif not _is_known(revision):
+        elif not is_known_revision(revision):
             raise SchemaError(_newer_revision_message(revision))
         command.upgrade(alembic_config(conn), "head")
 
@@ -100,7 +100,7 @@ def require_head(conn: Connection) -> None:
     if _is_at_head(conn):
         return
     revision = current_revision(conn)
-    if revision is not None and not _is_known(revision):
+    if revision is not None and not is_known_revision(revision):
         raise SchemaError(_newer_revision_message(revision))
     raise SchemaError(
         f"The database is at schema revision {revision!r}, not {head_revision()!r}, and the store "
@@ -109,11 +109,19 @@ def require_head(conn: Connection) -> None:
 
 
 def upgrade(conn: Connection, revision: str = "head") -> None:
-    """Upgrade (or adopt and upgrade) the database on ``conn`` to ``revision``."""
+    """Upgrade (or adopt and upgrade) the database on ``conn`` to ``revision``.
+
+    Raises:
+        SchemaError: the database is at a revision newer than this package knows, or
+            holds tables that are not this package's.
+    """
     with _schema_lock(conn):
-        if current_revision(conn) is None:
+        current = current_revision(conn)
+        if current is None:
             _adopt_or_create(conn, target=revision)
             return
+        if not is_known_revision(current):
+            raise SchemaError(_newer_revision_message(current))
         command.upgrade(alembic_config(conn), revision)
 
 
@@ -137,7 +145,8 @@ def _is_at_head(conn: Connection) -> bool:
     return found == [head_revision()]
 
 
-def _is_known(revision: str) -> bool:
+def is_known_revision(revision: str) -> bool:
+    """Whether this package ships ``revision`` (a database at another one is newer)."""
     try:
         return script_directory().get_revision(revision) is not None
     except CommandError:
@@ -180,10 +189,10 @@ def _check_original_columns(conn: Connection) -> None:
 
 def _newer_revision_message(revision: str) -> str:
     return (
-        f"The database is at schema revision {revision!r}, which this version of "
-        f"obsku-checkpoint-sqlite does not know (its newest is {head_revision()!r}). "
-        "It was written by a newer version: upgrade the package "
-        '(pip install -U "obsku-checkpoint-sqlite"), or restore a matching backup.'
+        f"The database is at schema revision {revision!r}, newer than this package knows "
+        f"(its newest is {head_revision()!r}): it was written by a newer version of "
+        'obsku-checkpoint-sqlite. Upgrade the package (pip install -U "obsku-checkpoint-sqlite"), '
+        "or restore a matching backup."
     )
 
 
@@ -218,11 +227,3 @@ def _schema_lock(conn: Connection) -> Iterator[None]:
             conn.execute(text("SELECT RELEASE_LOCK('obsku_checkpoint_schema')"))
     else:
         yield
-
-
-def upgrade_engine(engine: Engine, revision: str = "head") -> None:
-    """Run ``upgrade`` in one transaction on a fresh connection of ``engine``."""
-    with engine.connect() as conn:
-        conn.execution_options(obsku_write=True)
-        with conn.begin():
-            upgrade(conn, revision)
