@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from obsku_checkpoint_sqlite import DriverNotInstalledError, SqlAlchemyCheckpointStore, sync
+from obsku_checkpoint_sqlite import DriverNotInstalledError, SqlAlchemyCheckpointStore, SqliteCheckpointStore, sync
 from obsku_checkpoint_sqlite._engine import normalize_url
 from tests.conftest import require_server
 
@@ -77,3 +84,82 @@ async def test_async_store_accepts_an_explicit_driver_url(backend: str) -> None:
         session = await store.create_session("/explicit")
         saved = await store.save_checkpoint(session_id=session.id, step=1, node_results={}, source="input")
         assert (await store.get_latest_checkpoint(session.id)) == saved
+
+
+# --- the async face on SQLite: bounded operations on the event loop -----------------------
+
+
+@contextmanager
+def statement_threads() -> Iterator[list[int]]:
+    """The thread that ran each statement the store executed."""
+    threads: list[int] = []
+
+    def record(*_args: Any) -> None:
+        threads.append(threading.get_ident())
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        yield threads
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+
+
+@pytest.mark.parametrize("database", ["file", "memory"])
+async def test_async_sqlite_runs_bounded_operations_on_the_loop_and_the_rest_in_threads(
+    tmp_path: Path, database: str
+) -> None:
+    path = tmp_path / "inline.db" if database == "file" else ":memory:"
+    async with SqliteCheckpointStore(path) as store:
+        session = await store.create_session("/inline")
+        checkpoint = await store.save_checkpoint(session_id=session.id, step=1, node_results={}, source="loop")
+        loop_thread = threading.get_ident()
+        with statement_threads() as bounded:
+            await store.add_message(session.id, role="user", content="hi")
+            await store.get_messages(session.id, limit=50)
+            await store.get_latest_checkpoint(session.id)
+            await store.list_checkpoints(session.id, limit=10)
+        with statement_threads() as unbounded:
+            await store.get_messages(session.id)
+            await store.fork(checkpoint.id)
+    assert set(bounded) == {loop_thread}
+    assert unbounded
+    assert loop_thread not in unbounded
+
+
+async def test_async_sqlite_never_waits_for_a_lock_on_the_event_loop(tmp_path: Path) -> None:
+    # Another connection holds the write lock for half a second. A write that waited for
+    # it on the event loop would freeze the loop; it must wait in a worker thread while
+    # the loop runs on (and reads, which WAL never blocks, still answer on the loop).
+    path = tmp_path / "locked.db"
+    async with SqliteCheckpointStore(path) as store:
+        session = await store.create_session("/locked")
+        holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            release = threading.Timer(0.5, holder.execute, ["COMMIT"])
+            release.start()
+            started = time.monotonic()
+            writing = asyncio.create_task(store.add_message(session.id, role="user", content="after the lock"))
+            assert await store.get_session(session.id) == session
+            message = await writing
+            waited = time.monotonic() - started
+            release.join()
+        finally:
+            ticker.cancel()
+            holder.close()
+        assert waited >= 0.45, "the write did not wait for the lock: the test proved nothing"
+        assert ticks >= 20, f"the event loop ran only {ticks} ticks in {waited:.2f} s: it was blocked"
+        assert await store.get_messages(session.id) == [message]
+        # Once the lock is free, writes run on the loop again.
+        with statement_threads() as threads:
+            await store.add_message(session.id, role="user", content="inline again")
+        assert set(threads) == {threading.get_ident()}

@@ -573,7 +573,9 @@ async def test_sqlite_connections_use_wal_normal_sync_and_a_busy_timeout(
 
     event.listen(Engine, "before_cursor_execute", capture)
     try:
-        await store.get_session("nothing")
+        # Unbounded, so a pooled connection serves it on both faces (the async face runs
+        # bounded operations on a connection of its own that never waits: test_engines).
+        await store.list_sessions()
     finally:
         event.remove(Engine, "before_cursor_execute", capture)
     # synchronous=1 is NORMAL: in WAL mode a process crash loses no committed write.

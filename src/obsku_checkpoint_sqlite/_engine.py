@@ -4,7 +4,8 @@ An operation is a plain function ``op(conn, *args)`` over a synchronous SQLAlche
 ``Connection``. A runner opens a connection, begins a transaction, calls the operation,
 commits, and on failure rolls back, retries what is safe to retry and translates
 SQLAlchemy's errors into the store's. The sync store uses ``SyncRunner``; the async
-store uses ``ThreadRunner`` on SQLite (one thread hop per operation, not one per
+store uses ``ThreadRunner`` on SQLite (bounded operations on the event loop when they
+need not wait, the rest in a worker thread: one hop per operation, not one per
 statement as aiosqlite would take) and ``AsyncEngineRunner`` on an ``AsyncEngine``.
 """
 
@@ -38,6 +39,8 @@ _ASYNC_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "psycopg", "mysql": "aiom
 _EXTRAS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# The largest page an async SQLite operation may read on the event loop (see ThreadRunner).
+INLINE_PAGE_ROWS = 100
 _WRITE_OPTION = "obsku_write"
 _RETRY_DEADLINE_S = 30.0
 
@@ -224,10 +227,46 @@ class SyncRunner:
         # A StaticPool hands the same connection to every thread: take turns.
         self._turns = threading.Lock() if isinstance(engine.pool, StaticPool) else None
 
-    def run(self, operation: Operation[T], *args: Any, write: bool) -> T:
+    @property
+    def schema_ready(self) -> bool:
+        return self._schema_ready
+
+    @property
+    def single_connection(self) -> bool:
+        """True when every operation shares one connection (an in-memory database)."""
+        return self._turns is not None
+
+    def run(self, operation: Operation[T], *args: Any, write: bool, bounded: bool = False) -> T:
+        """Run ``operation`` in a transaction of its own, retrying it on lock contention.
+
+        ``bounded`` says the operation touches a bounded number of rows; only the async
+        face on SQLite uses it (see ``ThreadRunner``).
+        """
         if not self._schema_ready:
             self._prepare_schema()
         return self._run_with_retry(operation, args, write)
+
+    def try_without_waiting(self, conn: Connection, operation: Operation[T], args: tuple[Any, ...], write: bool) -> T:
+        """Run ``operation`` once on ``conn``, a connection that never waits for a lock.
+
+        Raises ``WouldWait`` where the database was busy (or a read lost its connection):
+        the transaction was rolled back and the caller runs the operation with ``run``.
+        """
+        turns = self._turns
+        if turns is not None and not turns.acquire(blocking=False):
+            raise WouldWait
+        started = time.monotonic()
+        try:
+            conn.execution_options(**{_WRITE_OPTION: write})
+            with conn.begin():
+                return operation(conn, *args)
+        except DBAPIError as exc:
+            if retry_delay(exc, self.dialect_name, 1, started, write=write) is not None:
+                raise WouldWait from exc
+            raise translate(exc) from exc
+        finally:
+            if turns is not None:
+                turns.release()
 
     def close(self) -> None:
         if self._owns_engine:
@@ -266,18 +305,62 @@ class SyncRunner:
                 return operation(conn, *args)
 
 
+class WouldWait(Exception):
+    """An operation tried on the event loop found the database busy."""
+
+
+def is_short_page(limit: int | None) -> bool:
+    """Whether a listing with this ``limit`` is small enough to count as bounded."""
+    return limit is not None and limit <= INLINE_PAGE_ROWS
+
+
 class ThreadRunner:
-    """The async face of a ``SyncRunner``: one worker-thread hop per operation."""
+    """The async face of a ``SyncRunner`` on SQLite.
+
+    SQLite answers a bounded operation (one row, or a page of at most
+    ``INLINE_PAGE_ROWS``) in well under a millisecond, less than handing it to a worker
+    thread costs: two cross-thread wake-ups, 75-300 µs on a small VM, and the work
+    then runs on a cold core. So a bounded operation runs on the event loop's own
+    thread, as the original package's do on Bun, on a connection of its own whose busy
+    timeout is zero: it never waits for a lock there. If the database is busy the
+    attempt rolls back and the operation goes to a worker thread, which waits as
+    usual. Everything else (unbounded listings, forks, deleting a session with its
+    history, maintenance) runs in a worker thread, one hop per operation.
+    """
 
     def __init__(self, runner: SyncRunner) -> None:
         self.sync_runner = runner
         self.dialect_name = runner.dialect_name
+        self._inline_connection: Connection | None = None
+        # Taken without waiting: a store shared by event loops in several threads runs
+        # on the loop in one of them at a time, and in worker threads for the others.
+        self._inline_lock = threading.Lock()
 
-    async def run(self, operation: Operation[T], *args: Any, write: bool) -> T:
+    async def run(self, operation: Operation[T], *args: Any, write: bool, bounded: bool = False) -> T:
+        if bounded and self.sync_runner.schema_ready and self._inline_lock.acquire(blocking=False):
+            try:
+                return self.sync_runner.try_without_waiting(self._connection(), operation, args, write)
+            except WouldWait:
+                pass
+            finally:
+                self._inline_lock.release()
         return await asyncio.to_thread(self.sync_runner.run, operation, *args, write=write)
 
     async def close(self) -> None:
+        with self._inline_lock:
+            if self._inline_connection is not None:
+                self._inline_connection.close()
+                self._inline_connection = None
         await asyncio.to_thread(self.sync_runner.close)
+
+    def _connection(self) -> Connection:
+        conn = self._inline_connection
+        if conn is None or conn.invalidated or conn.closed:
+            conn = self._inline_connection = self.sync_runner.engine.connect()
+            if not self.sync_runner.single_connection:
+                # Its own connection: no other store operation waits with this setting.
+                conn.connection.driver_connection.execute("PRAGMA busy_timeout=0")  # type: ignore[union-attr]
+        return conn
 
 
 class AsyncEngineRunner:
@@ -292,7 +375,8 @@ class AsyncEngineRunner:
         self._schema_lock = asyncio.Lock()
         self._turns = asyncio.Lock() if isinstance(engine.sync_engine.pool, StaticPool) else None
 
-    async def run(self, operation: Operation[T], *args: Any, write: bool) -> T:
+    async def run(self, operation: Operation[T], *args: Any, write: bool, bounded: bool = False) -> T:
+        # ``bounded`` is not needed here: the async driver never blocks the event loop.
         if not self._schema_ready:
             await self._prepare_schema()
         return await self._run_with_retry(operation, args, write)

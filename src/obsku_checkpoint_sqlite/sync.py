@@ -18,7 +18,7 @@ from sqlalchemy import URL, Engine
 from . import _admin as admin
 from . import _operations as ops
 from . import transfer
-from ._engine import SyncRunner, open_sync_runner, sqlite_url
+from ._engine import SyncRunner, is_short_page, open_sync_runner, sqlite_url
 from .schemas import (
     UNSET,
     Checkpoint,
@@ -95,12 +95,12 @@ class SqlAlchemyCheckpointStore:
                 serializer cannot encode; nothing is written.
         """
         new = NewSession(directory=directory, title=title, workspace_id=workspace_id, metadata=metadata)
-        return self._runner.run(ops.create_session, new, write=True)
+        return self._runner.run(ops.create_session, new, write=True, bounded=True)
 
     def get_session(self, session_id: str) -> Session | None:
         """The session with this id, or None."""
         check_text("session_id", session_id)
-        return self._runner.run(ops.get_session, session_id, write=False)
+        return self._runner.run(ops.get_session, session_id, write=False, bounded=True)
 
     def list_sessions(
         self,
@@ -122,7 +122,9 @@ class SqlAlchemyCheckpointStore:
         check_count("limit", limit)
         check_text("workspace_id", workspace_id, optional=True)
         check_text("search", search, optional=True)
-        return self._runner.run(ops.list_sessions, workspace_id, limit, cursor, search, write=False)
+        # A search matches substrings, which no index serves: it reads every session.
+        bounded = search is None and is_short_page(limit)
+        return self._runner.run(ops.list_sessions, workspace_id, limit, cursor, search, write=False, bounded=bounded)
 
     def update_session(
         self,
@@ -144,7 +146,7 @@ class SqlAlchemyCheckpointStore:
         given = {"title": title, "directory": directory, "workspace_id": workspace_id, "metadata": metadata}
         changes = {name: value for name, value in given.items() if value is not UNSET}
         validated = SessionChanges.model_validate(changes).model_dump(include=set(changes))
-        return self._runner.run(ops.update_session, session_id, validated, write=True)
+        return self._runner.run(ops.update_session, session_id, validated, write=True, bounded=True)
 
     def delete_session(self, session_id: str) -> None:
         """Delete a session with its messages and checkpoints. No error if it is absent."""
@@ -175,7 +177,7 @@ class SqlAlchemyCheckpointStore:
             session_id=session_id, role=role, content=content, tool_calls=tool_calls,
             tool_results=tool_results, tokens_in=tokens_in, tokens_out=tokens_out,
         )  # fmt: skip
-        return self._runner.run(ops.add_message, new, write=True)
+        return self._runner.run(ops.add_message, new, write=True, bounded=True)
 
     def get_messages(
         self, session_id: str, *, before: int | None = None, limit: int | None = None
@@ -193,7 +195,9 @@ class SqlAlchemyCheckpointStore:
         check_text("session_id", session_id)
         check_millis("before", before)
         check_count("limit", limit)
-        return self._runner.run(ops.get_messages, session_id, before, limit, write=False)
+        # Newest first by id: a ``before`` far back may pass over many newer messages.
+        bounded = before is None and is_short_page(limit)
+        return self._runner.run(ops.get_messages, session_id, before, limit, write=False, bounded=bounded)
 
     # --- checkpoints --------------------------------------------------------------------
 
@@ -228,7 +232,7 @@ class SqlAlchemyCheckpointStore:
             node_results=node_results, pending_nodes=pending_nodes, source=source,
             parent_id=parent_id, node_id=node_id, cycle_state=cycle_state,
         )  # fmt: skip
-        return self._runner.run(ops.save_checkpoint, new, write=True)
+        return self._runner.run(ops.save_checkpoint, new, write=True, bounded=True)
 
     def get_checkpoint(self, checkpoint_id: str) -> Checkpoint | None:
         """The checkpoint with this id, or None.
@@ -237,7 +241,7 @@ class SqlAlchemyCheckpointStore:
             CheckpointCorruptionError: its stored JSON cannot be decoded.
         """
         check_text("checkpoint_id", checkpoint_id)
-        return self._runner.run(ops.get_checkpoint, checkpoint_id, write=False)
+        return self._runner.run(ops.get_checkpoint, checkpoint_id, write=False, bounded=True)
 
     def get_latest_checkpoint(self, session_id: str, namespace: str | None = None) -> Checkpoint | None:
         """The checkpoint with the highest step (ties: newest, then highest version), in
@@ -248,7 +252,7 @@ class SqlAlchemyCheckpointStore:
         """
         check_text("session_id", session_id)
         check_text("namespace", namespace, optional=True)
-        return self._runner.run(ops.get_latest_checkpoint, session_id, namespace, write=False)
+        return self._runner.run(ops.get_latest_checkpoint, session_id, namespace, write=False, bounded=True)
 
     def list_checkpoints(
         self, session_id: str, *, namespace: str | None = None, limit: int | None = None
@@ -263,7 +267,8 @@ class SqlAlchemyCheckpointStore:
         check_text("session_id", session_id)
         check_text("namespace", namespace, optional=True)
         check_count("limit", limit)
-        return self._runner.run(ops.list_checkpoints, session_id, namespace, limit, write=False)
+        bounded = is_short_page(limit)
+        return self._runner.run(ops.list_checkpoints, session_id, namespace, limit, write=False, bounded=bounded)
 
     def fork(self, checkpoint_id: str, *, title: str | None = None) -> Session:
         """Start a new session from a checkpoint.
