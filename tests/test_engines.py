@@ -15,7 +15,13 @@ import pytest
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from obsku_checkpoint_sqlite import DriverNotInstalledError, SqlAlchemyCheckpointStore, SqliteCheckpointStore, sync
+from obsku_checkpoint_sqlite import (
+    DriverNotInstalledError,
+    SessionNotFoundError,
+    SqlAlchemyCheckpointStore,
+    SqliteCheckpointStore,
+    sync,
+)
 from obsku_checkpoint_sqlite._engine import normalize_url
 from tests.conftest import require_server
 
@@ -163,3 +169,27 @@ async def test_async_sqlite_never_waits_for_a_lock_on_the_event_loop(tmp_path: P
         with statement_threads() as threads:
             await store.add_message(session.id, role="user", content="inline again")
         assert set(threads) == {threading.get_ident()}
+
+
+def test_sync_sqlite_store_keeps_one_connection_for_sequential_calls_and_closes_it(tmp_path: Path) -> None:
+    path = tmp_path / "kept.db"
+    store = sync.SqliteCheckpointStore(path)
+    session = store.create_session("/kept")
+    connections: set[int] = set()
+
+    def record(conn: Any, *_args: Any) -> None:
+        connections.add(id(conn.connection.dbapi_connection))
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        for index in range(20):
+            store.add_message(session.id, role="user", content=str(index))
+        with pytest.raises(SessionNotFoundError):
+            store.add_message("missing", role="user", content="x")
+        assert len(store.get_messages(session.id)) == 20
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+    assert len(connections) == 1
+    store.close()
+    # SQLite removes the WAL file when its last connection closes: none was left open.
+    assert not Path(f"{path}-wal").exists()
