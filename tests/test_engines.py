@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 import time
@@ -193,3 +194,17 @@ def test_sync_sqlite_store_keeps_one_connection_for_sequential_calls_and_closes_
     store.close()
     # SQLite removes the WAL file when its last connection closes: none was left open.
     assert not Path(f"{path}-wal").exists()
+
+
+async def test_async_sqlite_keeps_the_wal_small_though_the_loop_never_checkpoints(tmp_path: Path) -> None:
+    # The event loop's connection does not checkpoint (an fsync there would stall the
+    # loop); every hundredth write goes to a thread that does. Without it, 2,000 appends
+    # grow the WAL to about 60 MB.
+    path = tmp_path / "wal.db"
+    async with SqliteCheckpointStore(path) as store:
+        session = await store.create_session("/wal")
+        for index in range(2_000):
+            await store.add_message(session.id, role="user", content=f"{index:0200d}")
+        wal_bytes = await asyncio.to_thread(os.path.getsize, f"{path}-wal")
+        assert len(await store.get_messages(session.id)) == 2_000
+    assert wal_bytes < 8_000_000, f"the WAL grew to {wal_bytes / 1e6:.1f} MB"

@@ -12,6 +12,7 @@ statement as aiosqlite would take) and ``AsyncEngineRunner`` on an ``AsyncEngine
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import threading
@@ -41,6 +42,10 @@ _EXTRAS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # The largest page an async SQLite operation may read on the event loop (see ThreadRunner).
 INLINE_PAGE_ROWS = 100
+# Inline writes between two WAL checkpoints in a worker thread: a few hundred pages.
+WAL_CHECKPOINT_EVERY = 100
+
+logger = logging.getLogger("obsku_checkpoint_sqlite")
 _WRITE_OPTION = "obsku_write"
 _RETRY_DEADLINE_S = 30.0
 
@@ -276,6 +281,23 @@ class SyncRunner:
             if turns is not None:
                 turns.release()
 
+    def run_and_checkpoint(self, operation: Operation[T], *args: Any, write: bool) -> T:
+        """``run``, then a passive checkpoint of the WAL (SQLite), which waits for no one.
+
+        A failed checkpoint is logged, not raised: the write is committed, and the pages
+        stay in the WAL until a later checkpoint copies them.
+        """
+        result = self.run(operation, *args, write=write)
+        if not self.single_connection:
+            raw = self.engine.raw_connection()
+            try:
+                raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+            except Exception as exc:
+                logger.warning("WAL checkpoint failed: %s", exc)
+            finally:
+                raw.close()
+        return result
+
     def close(self) -> None:
         idle, self._idle = self._idle, None
         for conn in idle or ():
@@ -355,6 +377,13 @@ class ThreadRunner:
     attempt rolls back and the operation goes to a worker thread, which waits as
     usual. Everything else (unbounded listings, forks, deleting a session with its
     history, maintenance) runs in a worker thread, one hop per operation.
+
+    The inline connection does not checkpoint the WAL either: copying it back into the
+    database ends in an fsync, which stalled the loop for up to 150 ms on these VMs.
+    Instead every ``WAL_CHECKPOINT_EVERY``-th inline write goes to a worker thread,
+    which commits it and then checkpoints, as SQLite's automatic checkpoint would have
+    on the loop. The caller awaits both, so its next write finds the WAL copied back
+    and starts it over: the WAL stays small even for a caller that only writes.
     """
 
     def __init__(self, runner: SyncRunner) -> None:
@@ -364,15 +393,25 @@ class ThreadRunner:
         # Taken without waiting: a store shared by event loops in several threads runs
         # on the loop in one of them at a time, and in worker threads for the others.
         self._inline_lock = threading.Lock()
+        self._inline_writes = 0
 
     async def run(self, operation: Operation[T], *args: Any, write: bool, bounded: bool = False) -> T:
-        if bounded and self.sync_runner.schema_ready and self._inline_lock.acquire(blocking=False):
-            try:
-                return self.sync_runner.try_without_waiting(self._connection(), operation, args, write)
-            except WouldWait:
-                pass
-            finally:
-                self._inline_lock.release()
+        if bounded and self.sync_runner.schema_ready:
+            if write and self._inline_writes >= WAL_CHECKPOINT_EVERY:
+                self._inline_writes = 0
+                return await asyncio.to_thread(self.sync_runner.run_and_checkpoint, operation, *args, write=write)
+            # Let the loop's other tasks run first, as a call that went to a thread would.
+            await asyncio.sleep(0)
+            if self._inline_lock.acquire(blocking=False):
+                try:
+                    result = self.sync_runner.try_without_waiting(self._connection(), operation, args, write)
+                except WouldWait:
+                    pass
+                else:
+                    self._inline_writes += write
+                    return result
+                finally:
+                    self._inline_lock.release()
         return await asyncio.to_thread(self.sync_runner.run, operation, *args, write=write)
 
     async def close(self) -> None:
@@ -387,8 +426,10 @@ class ThreadRunner:
         if conn is None or conn.invalidated or conn.closed:
             conn = self._inline_connection = self.sync_runner.engine.connect()
             if not self.sync_runner.single_connection:
-                # Its own connection: no other store operation waits with this setting.
-                conn.connection.driver_connection.execute("PRAGMA busy_timeout=0")  # type: ignore[union-attr]
+                # Its own connection: no other store operation runs with these settings.
+                driver_connection: Any = conn.connection.driver_connection
+                driver_connection.execute("PRAGMA busy_timeout=0")
+                driver_connection.execute("PRAGMA wal_autocheckpoint=0")
         return conn
 
 
