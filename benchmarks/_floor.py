@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import uuid
 from typing import Any
 
 from sqlalchemy import insert
@@ -81,7 +80,7 @@ class Floor:
 
     def save_checkpoint(self, session_id: str, step: int, node_results: dict[str, Any]) -> dict[str, Any]:
         values = {
-            "id": str(uuid.uuid4()), "session_id": session_id, "namespace": "", "parent_id": None,
+            "id": ops.new_id(), "session_id": session_id, "namespace": "", "parent_id": None,
             "version": None, "step": step, "node_id": "node_19",
             "node_results": json.dumps(node_results, separators=(",", ":")),
             "pending_nodes": json.dumps(["node_00"]), "cycle_state": None, "source": "loop",
@@ -141,7 +140,7 @@ class Floor:
             source_session, _created_at, last_message_id = origin
             source = conn.execute(GET_SESSION.sql, GET_SESSION.args({"session_id": source_session})).fetchone()
             now = ops.now_ms()
-            new_id = str(uuid.uuid4())
+            new_id = ops.new_id()
             session = {
                 "id": new_id, "directory": source[1], "workspace_id": source[5], "title": f"Fork of {source[4]}",
                 "metadata": source[6], "created_at": now, "updated_at": now,
@@ -150,7 +149,7 @@ class Floor:
             conn.execute(INSERT_SESSION.sql, INSERT_SESSION.args(session))
             copy = {"session_id": new_id, "source_session_id": source_session, "last_message_id": last_message_id}
             conn.execute(COPY_MESSAGES.sql, COPY_MESSAGES.args(copy))
-            checkpoint = {"id": str(uuid.uuid4()), "session_id": new_id, "created_at": now}
+            checkpoint = {"id": ops.new_id(), "session_id": new_id, "created_at": now}
             conn.execute(COPY_CHECKPOINT.sql, COPY_CHECKPOINT.args({**checkpoint, "checkpoint_id": checkpoint_id}))
             row = conn.execute(GET_SESSION.sql, GET_SESSION.args({"session_id": new_id})).fetchone()
             metadata = None if row[6] is None else json.loads(row[6])

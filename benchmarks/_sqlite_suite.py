@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import random
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from obsku_checkpoint_sqlite import SqliteCheckpointStore, sync
+from obsku_checkpoint_sqlite import _operations as ops
 
 from . import _langgraph as lg
 from ._floor import Floor
@@ -50,7 +50,7 @@ async def run_suite(directory: str, profile: Profile, report: Report) -> dict[st
     await async_store.get_session("warm-up")
 
     report(f"seeding {profile.history:,} checkpoints and messages...")
-    reader = str(uuid.uuid4())
+    reader = ops.new_id()
     seed(store_path, reader, History(messages=profile.history, checkpoints=profile.history), rng)
     # The fork's source is written through the store, so its checkpoint records the
     # watermark (last_message_id) as in real use.

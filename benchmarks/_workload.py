@@ -16,7 +16,6 @@ import random
 import sqlite3
 import statistics
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,7 +126,7 @@ def seed(path: str, session_id: str, history: History, rng: random.Random) -> No
     """Fill the measured session (and, interleaved, others) in one transaction."""
     conn = sqlite_connect(path)
     now = ops.now_ms() - 10_000_000
-    others = [str(uuid.uuid4()) for _ in range(max(history.interleave, 1))] if history.interleave else []
+    others = [ops.new_id() for _ in range(max(history.interleave, 1))] if history.interleave else []
     conn.execute("BEGIN IMMEDIATE")
     for sid in [session_id, *others]:
         insert_session(conn, sid, now)
@@ -148,7 +147,7 @@ def seed(path: str, session_id: str, history: History, rng: random.Random) -> No
         for sid in [session_id, *others[: history.interleave]]:
             version = versions[sid, namespace] = versions.get((sid, namespace), 0) + 1
             checkpoint_rows.append(
-                (str(uuid.uuid4()), sid, namespace, None, version, index, "node_19", payload, '["node_00"]', None,
+                (ops.new_id(), sid, namespace, None, version, index, "node_19", payload, '["node_00"]', None,
                  "loop", now + index, None)
             )  # fmt: skip
         if len(checkpoint_rows) >= 5_000:

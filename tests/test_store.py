@@ -45,10 +45,20 @@ async def test_create_and_get_session(store: Any, workspace: str) -> None:
         "./project", title="Security Scan", workspace_id=workspace, metadata={"tags": ["a"], "depth": 2}
     )
 
-    assert uuid.UUID(created.id).version == 4
+    assert uuid.UUID(created.id).version == 7
     assert created.updated_at == created.created_at
     assert await store.get_session(created.id) == created
     assert created.model_dump(by_alias=True)["workspaceId"] == workspace
+
+
+async def test_ids_sort_in_creation_order(store: Any) -> None:
+    # UUIDv7: the primary-key indexes grow at their end (and a listing by id is by age).
+    sessions = [await store.create_session(f"/{index}") for index in range(5)]
+    checkpoints = [await checkpoint(store, sessions[0].id, step) for step in range(5)]
+    for rows in (sessions, checkpoints):
+        ids = [row.id for row in rows]
+        assert ids == sorted(ids)
+        assert {uuid.UUID(row_id).version for row_id in ids} == {7}
 
 
 async def test_get_unknown_session_is_none(store: Any) -> None:

@@ -14,8 +14,8 @@ import base64
 import binascii
 import functools
 import json
+import sys
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -38,6 +38,11 @@ from sqlalchemy import (
 
 from . import serializer
 from ._statements import execute
+
+if sys.version_info >= (3, 14):
+    from uuid import uuid7
+else:
+    from uuid6 import uuid7
 from .errors import (
     CheckpointCorruptionError,
     CheckpointNotFoundError,
@@ -68,6 +73,16 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def new_id() -> str:
+    """A new session or checkpoint id: a UUIDv7, which sorts by creation time.
+
+    Random (v4) ids land anywhere in the primary-key index, so past the page cache each
+    insert reads and rewrites a cold page: at 100,000 checkpoints a save cost 1.2-1.3x
+    what it cost at 1,000. Time-ordered ids append at the index's end (1.06x).
+    """
+    return str(uuid7())
+
+
 def _param(name: str, table: Table, column: str) -> Any:
     # Typed, so PostgreSQL drivers can cast parameters that stand in a SELECT list.
     return bindparam(name, type_=table.c[column].type)
@@ -96,7 +111,7 @@ _TOUCH_SESSION = (
 def create_session(conn: Connection, new: NewSession) -> Session:
     now = now_ms()
     row: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
+        "id": new_id(),
         "directory": new.directory,
         "title": new.title,
         "workspace_id": new.workspace_id,
@@ -375,7 +390,7 @@ _VERSION_OF = select(checkpoints.c.version).where(checkpoints.c.id == bindparam(
 
 
 def save_checkpoint(conn: Connection, new: NewCheckpoint) -> Checkpoint:
-    checkpoint_id = str(uuid.uuid4())
+    checkpoint_id = new_id()
     now = now_ms()
     params = {
         "id": checkpoint_id,
@@ -539,7 +554,7 @@ def fork(conn: Connection, checkpoint_id: str, title: str | None) -> Session:
         conn, _GET_SESSION, {"session_id": source_session_id}
     ).one()
     now = now_ms()
-    new_session_id = str(uuid.uuid4())
+    new_session_id = new_id()
     execute(
         conn,
         _INSERT_SESSION,
@@ -563,7 +578,7 @@ def fork(conn: Connection, checkpoint_id: str, title: str | None) -> Session:
     execute(
         conn,
         _COPY_CHECKPOINT,
-        {"id": str(uuid.uuid4()), "session_id": new_session_id, "created_at": now, "checkpoint_id": checkpoint_id},
+        {"id": new_id(), "session_id": new_session_id, "created_at": now, "checkpoint_id": checkpoint_id},
     )
     forked = get_session(conn, new_session_id)
     assert forked is not None
