@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, bindparam, create_engine, event, text
+from sqlalchemy.exc import DBAPIError
 
 from obsku_checkpoint_sqlite import (
     CheckpointCorruptionError,
@@ -380,6 +381,38 @@ async def test_a_writer_outlasting_the_lock_timeout_is_retried_until_the_lock_fr
     assert failures, "the lock never timed out: the test proved nothing"
     assert waited >= hold * 0.9
     assert [m.id for m in await store.get_messages(session.id)] == [message.id]
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)
+async def test_a_locked_session_does_not_hold_up_writers_of_other_sessions(
+    open_store: StoreFactory, url: str, backend: str
+) -> None:
+    # The store locks the row of the session it writes, nothing wider: while another
+    # transaction holds one session's row, writes to another session go through. Lock
+    # waits are cut to 3 s, so a store-wide lock would fail this test, not hang it.
+    if backend == "mariadb":
+        store = open_store(url, connect_args={"init_command": "SET SESSION innodb_lock_wait_timeout = 3"})
+    else:
+        store = open_store(url, connect_args={"options": "-c lock_timeout=3000"})
+    held = await store.create_session("/held")
+    free = await store.create_session("/free")
+    engine = create_engine(normalize_url(url, for_async=False))
+    try:
+        with engine.connect() as holder, engine.connect() as prober:
+            holder.begin()
+            holder.execute(text("SELECT id FROM sessions WHERE id = :id FOR UPDATE"), {"id": held.id})
+            with pytest.raises(DBAPIError, match=r"(?i)lock"):  # the row lock is real
+                prober.execute(text("SELECT id FROM sessions WHERE id = :id FOR UPDATE NOWAIT"), {"id": held.id})
+            started = time.monotonic()
+            message = await store.add_message(free.id, role="user", content="not held up")
+            checkpoint = await save(store, free.id, step=1)
+            elapsed = time.monotonic() - started
+            holder.rollback()
+    finally:
+        engine.dispose()
+    assert elapsed < 2.0, f"writes to another session waited {elapsed:.1f} s"
+    assert await store.get_messages(free.id) == [message]
+    assert await store.get_latest_checkpoint(free.id) == checkpoint
 
 
 @pytest.mark.parametrize("scratch_url", ["postgresql"], indirect=True)
