@@ -81,6 +81,7 @@ def seed_sessions(engine: Engine, workspace: str, count: int, *, messages_each: 
 async def test_summaries_report_counts_and_latest_checkpoint(store: Any, workspace: str) -> None:
     busy = await store.create_session("/a", title="busy", workspace_id=workspace)
     idle = await store.create_session("/b", title="idle", workspace_id=workspace)
+    await asyncio.sleep(0.002)  # the messages' bump must land in a later millisecond
     for text in ("one", "two"):
         await store.add_message(busy.id, role="user", content=text)
     await store.save_checkpoint(session_id=busy.id, namespace="a", step=3, node_results={}, source="loop")

@@ -404,15 +404,22 @@ class ThreadRunner:
             await asyncio.sleep(0)
             if self._inline_lock.acquire(blocking=False):
                 try:
-                    result = self.sync_runner.try_without_waiting(self._connection(), operation, args, write)
+                    return self._run_inline(operation, args, write)
                 except WouldWait:
                     pass
-                else:
-                    self._inline_writes += write
-                    return result
                 finally:
                     self._inline_lock.release()
         return await asyncio.to_thread(self.sync_runner.run, operation, *args, write=write)
+
+    def _run_inline(self, operation: Operation[T], args: tuple[Any, ...], write: bool) -> T:
+        try:
+            conn = self._connection()
+        except DBAPIError as exc:
+            raise WouldWait from exc  # the worker thread's attempt retries or reports it
+        result = self.sync_runner.try_without_waiting(conn, operation, args, write)
+        if write:
+            self._inline_writes += 1
+        return result
 
     async def close(self) -> None:
         with self._inline_lock:
