@@ -95,6 +95,21 @@ StoreFactory = Callable[..., Any]
 
 
 @contextmanager
+def before_each_statement(target: Any, callback: Callable[..., None]) -> Iterator[None]:
+    """Call ``callback`` before every statement ``target`` sends while the block runs.
+
+    ``target`` is an engine, or the ``Engine`` class for every engine (the store's own,
+    and the sync engines inside its async ones). The callback gets SQLAlchemy's
+    ``before_cursor_execute`` arguments: connection, cursor, statement, parameters...
+    """
+    event.listen(target, "before_cursor_execute", callback)
+    try:
+        yield
+    finally:
+        event.remove(target, "before_cursor_execute", callback)
+
+
+@contextmanager
 def counting_statements(engine: Engine) -> Iterator[list[str]]:
     """Collects every SQL statement ``engine`` sends while the block runs."""
     statements: list[str] = []
@@ -102,11 +117,8 @@ def counting_statements(engine: Engine) -> Iterator[list[str]]:
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         statements.append(statement)
 
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with before_each_statement(engine, count):
         yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from obsku_checkpoint_sqlite import (
@@ -24,7 +24,7 @@ from obsku_checkpoint_sqlite import (
     sync,
 )
 from obsku_checkpoint_sqlite._engine import normalize_url
-from tests.conftest import require_server
+from tests.conftest import before_each_statement, require_server
 
 
 @pytest.mark.parametrize(
@@ -104,11 +104,8 @@ def statement_threads() -> Iterator[list[int]]:
     def record(*_args: Any) -> None:
         threads.append(threading.get_ident())
 
-    event.listen(Engine, "before_cursor_execute", record)
-    try:
+    with before_each_statement(Engine, record):
         yield threads
-    finally:
-        event.remove(Engine, "before_cursor_execute", record)
 
 
 @pytest.mark.parametrize("database", ["file", "memory"])
@@ -181,15 +178,12 @@ def test_sync_sqlite_store_keeps_one_connection_for_sequential_calls_and_closes_
     def record(conn: Any, *_args: Any) -> None:
         connections.add(id(conn.connection.dbapi_connection))
 
-    event.listen(Engine, "before_cursor_execute", record)
-    try:
+    with before_each_statement(Engine, record):
         for index in range(20):
             store.add_message(session.id, role="user", content=str(index))
         with pytest.raises(SessionNotFoundError):
             store.add_message("missing", role="user", content="x")
         assert len(store.get_messages(session.id)) == 20
-    finally:
-        event.remove(Engine, "before_cursor_execute", record)
     assert len(connections) == 1
     store.close()
     # SQLite removes the WAL file when its last connection closes: none was left open.

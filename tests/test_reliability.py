@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, bindparam, create_engine, event, text
+from sqlalchemy import Engine, bindparam, create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from obsku_checkpoint_sqlite import (
@@ -36,7 +36,7 @@ from obsku_checkpoint_sqlite import (
 from obsku_checkpoint_sqlite import _engine as engine_module
 from obsku_checkpoint_sqlite import _operations as operations
 from obsku_checkpoint_sqlite._engine import normalize_url
-from tests.conftest import StoreFactory
+from tests.conftest import StoreFactory, before_each_statement
 
 # Backends a second connection can inspect: a private in-memory database cannot be.
 INSPECTABLE = ["sqlite-file", "postgresql", "mariadb"]
@@ -61,11 +61,8 @@ def fail_on(matches: Callable[[str], bool]) -> Iterator[list[str]]:
             raise InjectedFailure(normalized[:80])
         executed.append(normalized)
 
-    event.listen(Engine, "before_cursor_execute", before_cursor_execute)
-    try:
+    with before_each_statement(Engine, before_cursor_execute):
         yield executed
-    finally:
-        event.remove(Engine, "before_cursor_execute", before_cursor_execute)
 
 
 @contextmanager
@@ -604,13 +601,10 @@ async def test_sqlite_connections_use_wal_normal_sync_and_a_busy_timeout(
                 row.append(cursor.fetchone()[0])
             seen.append(tuple(row))
 
-    event.listen(Engine, "before_cursor_execute", capture)
-    try:
-        # Unbounded, so a pooled connection serves it on both faces (the async face runs
-        # bounded operations on a connection of its own that never waits: test_engines).
+    # Unbounded, so a pooled connection serves it on both faces (the async face runs
+    # bounded operations on a connection of its own that never waits: test_engines).
+    with before_each_statement(Engine, capture):
         await store.list_sessions()
-    finally:
-        event.remove(Engine, "before_cursor_execute", capture)
     # synchronous=1 is NORMAL: in WAL mode a process crash loses no committed write.
     assert seen == [("wal", 1, 10_000, 1)]
 
