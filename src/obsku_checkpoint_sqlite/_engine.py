@@ -270,9 +270,7 @@ class SyncRunner:
             raise WouldWait
         started = time.monotonic()
         try:
-            conn.execution_options(**{_WRITE_OPTION: write})
-            with conn.begin():
-                return operation(conn, *args)
+            return _in_transaction(conn, operation, args, write)
         except DBAPIError as exc:
             if retry_delay(exc, self.dialect_name, 1, started, write=write) is not None:
                 raise WouldWait from exc
@@ -288,14 +286,13 @@ class SyncRunner:
         stay in the WAL until a later checkpoint copies them.
         """
         result = self.run(operation, *args, write=write)
-        if not self.single_connection:
-            raw = self.engine.raw_connection()
-            try:
-                raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
-            except Exception as exc:
-                logger.warning("WAL checkpoint failed: %s", exc)
-            finally:
-                raw.close()
+        raw = self.engine.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+        except Exception as exc:
+            logger.warning("WAL checkpoint failed: %s", exc)
+        finally:
+            raw.close()
         return result
 
     def close(self) -> None:
@@ -332,28 +329,27 @@ class SyncRunner:
 
     def _run_once(self, operation: Operation[T], args: tuple[Any, ...], write: bool) -> T:
         idle = self._idle
-        if idle is None:
-            with self.engine.connect() as conn:
-                if write:
-                    conn.execution_options(**{_WRITE_OPTION: True})
-                with conn.begin():
-                    return operation(conn, *args)
         try:
-            conn = idle.pop()
-        except IndexError:
+            conn = idle.pop() if idle is not None else self.engine.connect()
+        except IndexError:  # none kept, or another thread took the last one
             conn = self.engine.connect()
         try:
-            conn.execution_options(**{_WRITE_OPTION: write})
-            with conn.begin():
-                return operation(conn, *args)
+            return _in_transaction(conn, operation, args, write)
         finally:
             # After a rollback the connection is as good as new; an invalidated one is not.
             # A store closed meanwhile has no list to take it back.
             reusable = not conn.invalidated and not conn.in_transaction()
-            if reusable and self._idle is idle and len(idle) < self._idle_limit:
+            if idle is not None and reusable and self._idle is idle and len(idle) < self._idle_limit:
                 idle.append(conn)
             else:
                 conn.close()
+
+
+def _in_transaction(conn: Connection, operation: Operation[T], args: tuple[Any, ...], write: bool) -> T:
+    """``operation(conn, *args)`` in a transaction of its own, begun for writing if ``write``."""
+    conn.execution_options(**{_WRITE_OPTION: write})
+    with conn.begin():
+        return operation(conn, *args)
 
 
 class WouldWait(Exception):
@@ -394,10 +390,11 @@ class ThreadRunner:
         # on the loop in one of them at a time, and in worker threads for the others.
         self._inline_lock = threading.Lock()
         self._inline_writes = 0
+        self._has_wal = not runner.single_connection  # an in-memory database has none
 
     async def run(self, operation: Operation[T], *args: Any, write: bool, bounded: bool = False) -> T:
         if bounded and self.sync_runner.schema_ready:
-            if write and self._inline_writes >= WAL_CHECKPOINT_EVERY:
+            if write and self._has_wal and self._inline_writes >= WAL_CHECKPOINT_EVERY:
                 self._inline_writes = 0
                 return await asyncio.to_thread(self.sync_runner.run_and_checkpoint, operation, *args, write=write)
             # Let the loop's other tasks run first, as a call that went to a thread would.
