@@ -13,7 +13,13 @@ from typing import Any
 
 import pytest
 
-from obsku_checkpoint_sqlite import CheckpointNodeResult, CycleState, StoredToolResult, ToolCall
+from obsku_checkpoint_sqlite import (
+    CheckpointCorruptionError,
+    CheckpointNodeResult,
+    CycleState,
+    StoredToolResult,
+    ToolCall,
+)
 from obsku_checkpoint_sqlite.migrate import head_revision
 from tests.conftest import StoreFactory
 
@@ -158,6 +164,31 @@ async def test_opens_reads_and_writes_a_typescript_database(open_store: StoreFac
     # Written the way the original writes it, so it can read this row back.
     assert stored_checkpoint == ("{}", "[]")
     assert stored_message == (None, "continue")
+
+
+@pytest.mark.parametrize("stored", [None, "null", "[]"], ids=["sql-null", "json-null", "empty-array"])
+async def test_a_checkpoint_stored_with_no_pending_nodes_reads_as_none_pending(
+    open_store: StoreFactory, typescript_database: str, stored: str | None
+) -> None:
+    set_pending_nodes(typescript_database, stored)
+    checkpoint = await open_store(typescript_database).get_checkpoint(CHECKPOINT_ID)
+    assert checkpoint is not None
+    assert checkpoint.pending_nodes == []
+
+
+async def test_pending_nodes_of_the_wrong_shape_are_corruption_not_none_pending(
+    open_store: StoreFactory, typescript_database: str
+) -> None:
+    set_pending_nodes(typescript_database, "{}")  # once read as none pending
+    with pytest.raises(CheckpointCorruptionError, match=rf"checkpoints row {CHECKPOINT_ID!r}.*pending_nodes"):
+        await open_store(typescript_database).get_checkpoint(CHECKPOINT_ID)
+
+
+def set_pending_nodes(url: str, stored: str | None) -> None:
+    connection = sqlite3.connect(url.removeprefix("sqlite:///"))
+    with connection:
+        connection.execute("UPDATE checkpoints SET pending_nodes = ? WHERE id = ?", (stored, CHECKPOINT_ID))
+    connection.close()
 
 
 async def test_python_writes_the_original_json_shape(open_store: StoreFactory, tmp_path: Path) -> None:

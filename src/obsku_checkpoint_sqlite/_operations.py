@@ -238,8 +238,7 @@ def _session_from_values(
     workspace_id: str | None, raw_metadata: str | None, forked_from_session_id: str | None,
     forked_from_checkpoint_id: str | None,
 ) -> Session:  # fmt: skip
-    location = f"sessions row {session_id!r}, column metadata"
-    metadata = None if raw_metadata is None else serializer.loads(raw_metadata, location=location)
+    metadata = None if raw_metadata is None else _decode(raw_metadata, "sessions", session_id, "metadata")
     return _validated(
         Session,
         {
@@ -248,7 +247,7 @@ def _session_from_values(
             "metadata": metadata, "forked_from_session_id": forked_from_session_id,
             "forked_from_checkpoint_id": forked_from_checkpoint_id,
         },
-        location=location,
+        location=f"sessions row {session_id!r}, column metadata",
         raw=raw_metadata,
     )  # fmt: skip
 
@@ -319,9 +318,9 @@ def _message_data(row: AnyRow) -> dict[str, Any]:
     # Unpacked by position: a Row's attribute lookup costs more than the rest of this.
     message_id, session_id, role, content, tool_calls, tool_results, tokens_in, tokens_out, created_at = row
     if tool_calls is not None:
-        tool_calls = serializer.loads(tool_calls, location=f"messages row {message_id}, column tool_calls")
+        tool_calls = _decode(tool_calls, "messages", message_id, "tool_calls")
     if tool_results is not None:
-        tool_results = serializer.loads(tool_results, location=f"messages row {message_id}, column tool_results")
+        tool_results = _decode(tool_results, "messages", message_id, "tool_results")
     return {
         "id": message_id, "session_id": session_id, "role": role, "content": content,
         "tool_calls": tool_calls, "tool_results": tool_results, "tokens_in": tokens_in,
@@ -468,18 +467,19 @@ def _checkpoint_from_row(row: AnyRow) -> Checkpoint:
 def _checkpoint_data(row: AnyRow) -> dict[str, Any]:
     (checkpoint_id, session_id, namespace, parent_id, version, step, node_id, node_results,
      pending_nodes, cycle_state, source, created_at) = row  # fmt: skip
-
-    def load(text: str | None, column: str) -> Any:
-        if text is None:
-            return None
-        return serializer.loads(text, location=f"checkpoints row {checkpoint_id!r}, column {column}")
-
+    # NULL, null and [] all mean none pending; [] is the usual value, not worth a parse.
+    if pending_nodes in (None, "null", "[]"):
+        pending_nodes = []
+    else:
+        pending_nodes = _decode(pending_nodes, "checkpoints", checkpoint_id, "pending_nodes")
+    if cycle_state is not None:
+        cycle_state = _decode(cycle_state, "checkpoints", checkpoint_id, "cycle_state")
     return {
         "id": checkpoint_id, "session_id": session_id, "namespace": namespace,
-        "version": version, "step": step, "node_results": load(node_results, "node_results"),
-        "pending_nodes": load(pending_nodes, "pending_nodes") or [], "source": source,
-        "parent_id": parent_id, "node_id": node_id,
-        "cycle_state": load(cycle_state, "cycle_state"), "created_at": created_at,
+        "version": version, "step": step,
+        "node_results": _decode(node_results, "checkpoints", checkpoint_id, "node_results"),
+        "pending_nodes": pending_nodes, "source": source, "parent_id": parent_id,
+        "node_id": node_id, "cycle_state": cycle_state, "created_at": created_at,
     }  # fmt: skip
 
 
@@ -630,6 +630,19 @@ def _encode_optional(value: Any, field: str) -> str | None:
 # Python, which costs about a third less per row than a model_validate per row.
 _MESSAGE_LIST: TypeAdapter[list[StoredMessage]] = TypeAdapter(list[StoredMessage])
 _CHECKPOINT_LIST: TypeAdapter[list[Checkpoint]] = TypeAdapter(list[Checkpoint])
+
+
+def _decode(text: str, table: str, row_id: object, column: str) -> Any:
+    """Decode a JSON column; a corrupt value raises naming its row and column.
+
+    The location is spelled out only on failure: formatting it for every column read
+    cost about a tenth of a checkpoint listing.
+    """
+    try:
+        return serializer.loads(text)
+    except CheckpointCorruptionError as exc:
+        location = f"{table} row {row_id!r}, column {column}"
+        raise CheckpointCorruptionError(exc.reason, text, location=location) from None
 
 
 def _validated_rows(
