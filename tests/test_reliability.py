@@ -528,6 +528,47 @@ async def test_a_corrupt_row_raises_for_itself_only(
     assert len(await store.list_checkpoints(forked.id)) == 1
 
 
+@pytest.mark.parametrize("backend", INSPECTABLE, indirect=True)
+@pytest.mark.parametrize(
+    ("stored", "problem"),
+    [
+        ('{"plan": {"status": "done"}}', r"invalid shape \(plan\.status: Input should be 'pending'"),
+        ('{"plan": {"status": "completed", "startedAt": "noon"}}', r"invalid shape \(plan\.startedAt"),
+        ('{"plan": {"status": "completed", "output": {"__type": "Date", "value": "noon"}}}', "malformed tagged value"),
+    ],
+    ids=["unknown-status", "time-not-a-number", "bad-date-tag"],
+)
+async def test_node_results_of_the_wrong_shape_raise_when_first_read(
+    store: Any, url: str, workspace: str, request: pytest.FixtureRequest, stored: str, problem: str
+) -> None:
+    session = await store.create_session("/bad", workspace_id=workspace)
+    first, damaged, last = [
+        await store.save_checkpoint(session_id=session.id, step=step, node_results=NODES, source="loop")
+        for step in range(3)
+    ]
+    with raw_connection(url) as conn:
+        conn.execute(
+            text("UPDATE checkpoints SET node_results = :value WHERE id = :id"), {"value": stored, "id": damaged.id}
+        )
+    request.addfinalizer(lambda: purge_workspaces(url, [workspace]))
+
+    # Listing reads the row's JSON but defers validating its node results to their first use.
+    listed = await store.list_checkpoints(session.id)
+    assert [c.id for c in listed] == [last.id, damaged.id, first.id]
+    assert listed[1].step == 1
+    for read in (listed[1].node_results, (await store.get_checkpoint(damaged.id)).node_results):
+        with pytest.raises(
+            CheckpointCorruptionError, match=rf"checkpoints row {damaged.id!r}, column node_results: {problem}"
+        ) as info:
+            read["plan"]
+        assert info.value.preview == stored, "the preview is the stored text"
+        with pytest.raises(CheckpointCorruptionError):
+            list(read.items())  # and again: a failed validation is not remembered as a success
+        assert "CheckpointCorruptionError" in repr(read), "a repr does not raise"
+    assert listed[0] == last
+    assert listed[2].node_results == first.node_results
+
+
 # --- 6. SQLite files are private and shared safely --------------------------------------
 
 

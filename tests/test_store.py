@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,6 +17,7 @@ from obsku_checkpoint_sqlite import (
     CheckpointNodeResult,
     CheckpointNotFoundError,
     CycleState,
+    NodeResults,
     SessionNotFoundError,
     SqliteCheckpointStore,
     StoredToolResult,
@@ -226,6 +228,28 @@ async def test_save_and_get_checkpoint_round_trips_every_field(store: Any) -> No
     assert loaded.model_dump(by_alias=True)["nodeResults"]["scan"] == {
         "status": "running", "output": None, "error": None, "startedAt": 3, "completedAt": None,
     }  # fmt: skip
+
+
+async def test_node_results_are_a_read_only_mapping_validated_once(store: Any) -> None:
+    session = await store.create_session("/a")
+    saved = await checkpoint(store, session.id, 1)
+    loaded = await store.get_checkpoint(saved.id)
+
+    results = loaded.node_results
+    assert isinstance(results, NodeResults)
+    assert results["plan"] is results["plan"], "validated on first use, then kept"
+    assert list(results) == ["plan", "scan"]
+    assert len(results) == 2
+    assert results == saved.node_results == dict(results.items())
+    with pytest.raises(TypeError):
+        results["plan"] = results["scan"]  # type: ignore[index]
+    assert pickle.loads(pickle.dumps(loaded)) == loaded
+    assert Checkpoint.model_validate_json(loaded.model_dump_json(by_alias=True)) == loaded
+    assert Checkpoint.model_validate(loaded.model_dump()) == loaded
+    schema = Checkpoint.model_json_schema()["properties"]["nodeResults"]
+    assert schema["additionalProperties"] == {"$ref": "#/$defs/CheckpointNodeResult"}
+    with pytest.raises(ValidationError, match=r"node_results\.plan\.status"):
+        Checkpoint.model_validate(loaded.model_dump() | {"node_results": {"plan": {"status": "done"}}})
 
 
 async def test_versions_are_assigned_per_session_and_namespace(store: Any) -> None:

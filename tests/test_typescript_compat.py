@@ -104,7 +104,8 @@ def typescript_database(tmp_path: Path) -> str:
         "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             CHECKPOINT_ID, SESSION_ID, "main", None, 1, 5, "scan",
-            '{"plan":{"status":"completed","output":{"hosts":["example.com"]},"startedAt":1717243201000,'
+            '{"plan":{"status":"completed","output":{"hosts":["example.com"],'
+            '"at":{"__type":"Date","value":"2024-06-01T12:00:02.000Z"}},"startedAt":1717243201000,'
             '"completedAt":1717243202000},"scan":{"status":"running","startedAt":1717243202500}}',
             '["report"]', '{"backEdge":"scan->plan","iteration":2}', "loop", 1717243204000,
         ),
@@ -133,7 +134,10 @@ async def test_opens_reads_and_writes_a_typescript_database(open_store: StoreFac
     latest = await store.get_latest_checkpoint(SESSION_ID)
     assert latest.id == CHECKPOINT_ID
     assert latest.node_results["plan"] == CheckpointNodeResult(
-        status="completed", output={"hosts": ["example.com"]}, started_at=1717243201000, completed_at=1717243202000
+        status="completed",
+        output={"hosts": ["example.com"], "at": datetime(2024, 6, 1, 12, 0, 2, tzinfo=timezone.utc)},
+        started_at=1717243201000,
+        completed_at=1717243202000,
     )
     assert latest.cycle_state == CycleState(back_edge="scan->plan", iteration=2)
     assert latest.pending_nodes == ["report"]

@@ -52,9 +52,11 @@ from .errors import (
 from .models import CheckpointRecord, MessageRecord, SessionRecord
 from .schemas import (
     Checkpoint,
+    CheckpointNodeResult,
     NewCheckpoint,
     NewMessage,
     NewSession,
+    NodeResults,
     Session,
     SessionPage,
     StoredMessage,
@@ -420,7 +422,7 @@ def save_checkpoint(conn: Connection, new: NewCheckpoint) -> Checkpoint:
         version = execute(conn, _VERSION_OF, {"checkpoint_id": checkpoint_id}).scalar_one()
     return Checkpoint.model_construct(
         id=checkpoint_id, session_id=new.session_id, namespace=new.namespace, version=version,
-        step=new.step, node_results=new.node_results, pending_nodes=new.pending_nodes,
+        step=new.step, node_results=NodeResults(new.node_results), pending_nodes=new.pending_nodes,
         source=new.source, parent_id=new.parent_id, node_id=new.node_id,
         cycle_state=new.cycle_state, created_at=now,
     )  # fmt: skip
@@ -477,10 +479,24 @@ def _checkpoint_data(row: AnyRow) -> dict[str, Any]:
     return {
         "id": checkpoint_id, "session_id": session_id, "namespace": namespace,
         "version": version, "step": step,
-        "node_results": _decode(node_results, "checkpoints", checkpoint_id, "node_results"),
+        "node_results": _deferred_node_results(checkpoint_id, node_results),
         "pending_nodes": pending_nodes, "source": source, "parent_id": parent_id,
         "node_id": node_id, "cycle_state": cycle_state, "created_at": created_at,
     }  # fmt: skip
+
+
+def _deferred_node_results(checkpoint_id: str, text: str) -> NodeResults:
+    """Parsed now, so malformed JSON fails the read; revived and validated on first use."""
+    parsed = _decode(text, "checkpoints", checkpoint_id, "node_results", serializer.parse)
+
+    def load() -> dict[str, CheckpointNodeResult]:
+        location = f"checkpoints row {checkpoint_id!r}, column node_results"
+        try:
+            return _NODE_RESULTS.validate_python(serializer.revive(parsed, text, location=location))
+        except ValidationError as exc:
+            raise CheckpointCorruptionError(f"invalid shape ({_problems(exc)})", text, location=location) from None
+
+    return NodeResults.deferred(load)
 
 
 def _describe_checkpoint(row: AnyRow) -> tuple[str, str]:
@@ -630,16 +646,17 @@ def _encode_optional(value: Any, field: str) -> str | None:
 # Python, which costs about a third less per row than a model_validate per row.
 _MESSAGE_LIST: TypeAdapter[list[StoredMessage]] = TypeAdapter(list[StoredMessage])
 _CHECKPOINT_LIST: TypeAdapter[list[Checkpoint]] = TypeAdapter(list[Checkpoint])
+_NODE_RESULTS: TypeAdapter[dict[str, CheckpointNodeResult]] = TypeAdapter(dict[str, CheckpointNodeResult])
 
 
-def _decode(text: str, table: str, row_id: object, column: str) -> Any:
+def _decode(text: str, table: str, row_id: object, column: str, decode: Callable[[str], Any] = serializer.loads) -> Any:
     """Decode a JSON column; a corrupt value raises naming its row and column.
 
     The location is spelled out only on failure: formatting it for every column read
     cost about a tenth of a checkpoint listing.
     """
     try:
-        return serializer.loads(text)
+        return decode(text)
     except CheckpointCorruptionError as exc:
         location = f"{table} row {row_id!r}, column {column}"
         raise CheckpointCorruptionError(exc.reason, text, location=location) from None
@@ -658,23 +675,24 @@ def _validated_rows(
     try:
         return adapter.validate_python(data)
     except ValidationError as exc:
-        errors = exc.errors()
-        index = errors[0]["loc"][0]
+        index = exc.errors()[0]["loc"][0]
         assert isinstance(index, int)
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'][1:])}: {error['msg']}"
-            for error in errors
-            if error["loc"][0] == index
-        )
         location, raw = describe(rows[index])
-        raise CheckpointCorruptionError(f"invalid shape ({problems})", str(raw), location=location) from None
+        raise CheckpointCorruptionError(
+            f"invalid shape ({_problems(exc, item=index)})", str(raw), location=location
+        ) from None
 
 
 def _validated(model: type[M], data: dict[str, Any], *, location: str, raw: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
-        )
-        raise CheckpointCorruptionError(f"invalid shape ({problems})", str(raw), location=location) from None
+        raise CheckpointCorruptionError(f"invalid shape ({_problems(exc)})", str(raw), location=location) from None
+
+
+def _problems(exc: ValidationError, *, item: int | None = None) -> str:
+    """The errors of ``exc`` as "path: message"; with ``item``, those of that list item only."""
+    errors = exc.errors()
+    if item is not None:
+        errors = [{**error, "loc": error["loc"][1:]} for error in errors if error["loc"][0] == item]
+    return "; ".join(f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in errors)

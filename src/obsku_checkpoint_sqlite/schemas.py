@@ -9,11 +9,12 @@ a read and a rewrite here.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler
 from pydantic.alias_generators import to_camel
+from pydantic_core import CoreSchema, core_schema
 
 Role = Literal["user", "assistant", "system", "tool"]
 CheckpointSource = Literal["input", "loop", "interrupt", "fork"]
@@ -58,6 +59,78 @@ class CheckpointNodeResult(_Payload):
     error: str | None = None
     started_at: Millis | None = None
     completed_at: Millis | None = None
+
+
+class NodeResults(Mapping[str, CheckpointNodeResult]):
+    """A checkpoint's node results by node id: a read-only mapping.
+
+    Results read from the database are parsed with the checkpoint, so malformed JSON
+    fails the read, but validated (and their JsonPlus tags revived) on first use, all
+    at once: validating 20 results was more than half the cost of listing
+    checkpoints, and a listing is mostly read for its steps and times. A stored result
+    of the wrong shape raises ``CheckpointCorruptionError``, naming the checkpoint row,
+    at that first use; inside ``model_dump``, pydantic wraps it in a
+    ``PydanticSerializationError`` that carries its message.
+    ``NodeResults({...})`` holds results that are already validated.
+    """
+
+    __slots__ = ("_load", "_results")
+
+    def __init__(self, results: Mapping[str, CheckpointNodeResult] | None = None) -> None:
+        self._results: dict[str, CheckpointNodeResult] | None = dict(results or {})
+        self._load: Callable[[], dict[str, CheckpointNodeResult]] | None = None
+
+    @classmethod
+    def deferred(cls, load: Callable[[], dict[str, CheckpointNodeResult]]) -> NodeResults:
+        """Results that ``load`` validates the first time any of them is read."""
+        results = cls.__new__(cls)
+        results._results, results._load = None, load
+        return results
+
+    def _loaded(self) -> dict[str, CheckpointNodeResult]:
+        results = self._results
+        if results is None:
+            load = self._load
+            if load is None:  # another thread has just loaded them
+                assert self._results is not None
+                return self._results
+            # Two threads may both validate; each gets an equal result, so no lock.
+            # Set before _load is dropped (with the stored text it holds), so a thread
+            # that finds no _load finds the results.
+            results = self._results = load()
+            self._load = None
+        return results
+
+    def __getitem__(self, node_id: str) -> CheckpointNodeResult:
+        return self._loaded()[node_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
+
+    def __repr__(self) -> str:
+        try:
+            return f"NodeResults({self._loaded()!r})"
+        except Exception as exc:  # a repr must not raise, for logs and debuggers
+            return f"NodeResults(<{type(exc).__name__}: {exc}>)"
+
+    def __reduce__(self) -> tuple[type[NodeResults], tuple[dict[str, CheckpointNodeResult]]]:
+        return (NodeResults, (self._loaded(),))
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        as_dict = handler.generate_schema(dict[str, CheckpointNodeResult])
+        return core_schema.no_info_wrap_validator_function(
+            cls._validate,
+            as_dict,
+            serialization=core_schema.plain_serializer_function_ser_schema(cls._loaded, return_schema=as_dict),
+        )
+
+    @classmethod
+    def _validate(cls, value: Any, validate_dict: core_schema.ValidatorFunctionWrapHandler) -> NodeResults:
+        return value if isinstance(value, NodeResults) else cls(validate_dict(value))
 
 
 class CycleState(_Payload):
@@ -105,7 +178,7 @@ class Checkpoint(_Dto):
     namespace: str = ""
     version: Version
     step: Count
-    node_results: dict[str, CheckpointNodeResult]
+    node_results: NodeResults
     pending_nodes: list[str] = Field(default_factory=list)
     source: CheckpointSource
     parent_id: str | None = None

@@ -75,18 +75,35 @@ def dumps(value: Any, *, field: str = "value") -> str:
 
 
 def loads(text: str | bytes, *, location: str | None = None) -> Any:
-    """Decode JsonPlus text.
+    """Decode JsonPlus text: ``revive(parse(text), text)``.
 
     Raises:
         CheckpointCorruptionError: malformed JSON or a malformed tag, with a preview
             of the data and ``location`` (e.g. the row) in its message.
     """
+    return revive(parse(text, location=location), text, location=location)
+
+
+def parse(text: str | bytes, *, location: str | None = None) -> Any:
+    """Parse JsonPlus text as plain JSON, leaving its tags as they are (see ``revive``).
+
+    Raises:
+        CheckpointCorruptionError: malformed JSON.
+    """
     try:
         # pydantic-core's parser, not orjson's: orjson reads integers beyond 64 bits as
         # floats, which would alter them. It costs a few microseconds more a payload.
-        value = from_json(text, allow_inf_nan=False)
+        return from_json(text, allow_inf_nan=False)
     except ValueError as exc:
         raise CheckpointCorruptionError(f"invalid JSON ({exc})", text, location=location) from None
+
+
+def revive(value: Any, text: str | bytes, *, location: str | None = None) -> Any:
+    """Turn the tags in ``value``, parsed from ``text``, back into Python values.
+
+    Raises:
+        CheckpointCorruptionError: a malformed tag.
+    """
     marker_present = (_TAG_MARKER in text) if isinstance(text, str) else (b'"__type"' in text)
     if not marker_present:
         return value
