@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from obsku_checkpoint_sqlite import SqliteCheckpointStore, sync
+from obsku_checkpoint_sqlite import Checkpoint, SqliteCheckpointStore, sync
 from obsku_checkpoint_sqlite import _operations as ops
 
 from . import _langgraph as lg
@@ -132,6 +132,17 @@ async def run_suite(directory: str, profile: Profile, report: Report) -> dict[st
                 Contender("langgraph_async", lambda c=lg_config: _alist(lg_async, c), calls=slow),  # type: ignore[misc]
             ],
         )
+    # Not a target: what a listing costs when every node result is then read, which is
+    # when the store validates them (LangGraph's and the floor's are plain dicts).
+    await measure(
+        "list_checkpoints(10)+read[ns]",
+        [
+            Contender("floor", lambda: floor.list_checkpoints(reader, "", 10)),
+            Contender("sync", lambda: _read_node_results(sync_store.list_checkpoints(reader, namespace="", limit=10))),
+            Contender("async", lambda: _aread_node_results(async_store, reader)),
+            Contender("langgraph", lambda: list(lg_sync.list(lg.config_of(thread, ""), limit=10))),
+        ],
+    )
     await measure(
         "get_messages(50)",
         [
@@ -157,6 +168,14 @@ async def run_suite(directory: str, profile: Profile, report: Report) -> dict[st
     sync_store.close()
     await async_store.close()
     return results
+
+
+def _read_node_results(checkpoints: list[Checkpoint]) -> int:
+    return sum(len(list(checkpoint.node_results.values())) for checkpoint in checkpoints)
+
+
+async def _aread_node_results(store: SqliteCheckpointStore, session_id: str) -> int:
+    return _read_node_results(await store.list_checkpoints(session_id, namespace="", limit=10))
 
 
 def _lg_put(saver: Any, config: Any, step: int, values: dict[str, Any]) -> Any:
