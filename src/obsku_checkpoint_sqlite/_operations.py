@@ -292,11 +292,13 @@ def add_message(conn: Connection, new: NewMessage) -> StoredMessage:
     if execute(conn, _TOUCH_SESSION, {"session_id": new.session_id, "now": now}).rowcount == 0:
         raise SessionNotFoundError(new.session_id)
     message_id = execute(conn, _INSERT_MESSAGE, row).inserted_primary_key[0]
-    return StoredMessage.model_construct(
-        id=message_id, session_id=new.session_id, role=new.role, content=new.content,
-        tool_calls=new.tool_calls, tool_results=new.tool_results, tokens_in=new.tokens_in,
-        tokens_out=new.tokens_out, created_at=now,
-    )  # fmt: skip
+    # Validated though valid already: pydantic-core builds a model in a third of the time
+    # model_construct takes in Python.
+    return StoredMessage.model_validate({
+        "id": message_id, "session_id": new.session_id, "role": new.role, "content": new.content,
+        "tool_calls": new.tool_calls, "tool_results": new.tool_results, "tokens_in": new.tokens_in,
+        "tokens_out": new.tokens_out, "created_at": now,
+    })  # fmt: skip
 
 
 def get_messages(conn: Connection, session_id: str, before: int | None, limit: int | None) -> list[StoredMessage]:
@@ -420,12 +422,12 @@ def save_checkpoint(conn: Connection, new: NewCheckpoint) -> Checkpoint:
     else:
         execute(conn, _INSERT_CHECKPOINT, params)
         version = execute(conn, _VERSION_OF, {"checkpoint_id": checkpoint_id}).scalar_one()
-    return Checkpoint.model_construct(
-        id=checkpoint_id, session_id=new.session_id, namespace=new.namespace, version=version,
-        step=new.step, node_results=NodeResults(new.node_results), pending_nodes=new.pending_nodes,
-        source=new.source, parent_id=new.parent_id, node_id=new.node_id,
-        cycle_state=new.cycle_state, created_at=now,
-    )  # fmt: skip
+    return Checkpoint.model_validate({  # not model_construct: see add_message
+        "id": checkpoint_id, "session_id": new.session_id, "namespace": new.namespace,
+        "version": version, "step": new.step, "node_results": NodeResults(new.node_results),
+        "pending_nodes": new.pending_nodes, "source": new.source, "parent_id": new.parent_id,
+        "node_id": new.node_id, "cycle_state": new.cycle_state, "created_at": now,
+    })  # fmt: skip
 
 
 def get_checkpoint(conn: Connection, checkpoint_id: str) -> Checkpoint | None:

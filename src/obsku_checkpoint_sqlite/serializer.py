@@ -129,6 +129,8 @@ def _prepare(value: Any) -> Any:
         return value
     if kind is dict:
         if TAG not in value and _STR_ONLY.issuperset(map(type, value)):
+            if _PLAIN.issuperset(map(type, value.values())):
+                return value  # nothing in it to change, so no copy (orjson writes it as it is)
             return {key: item if type(item) in _PLAIN else _prepare_item(item, key) for key, item in value.items()}
         return _tagged("Map", [[_prepare_item(key, "key"), _prepare_item(item, key)] for key, item in value.items()])
     if kind is list or kind is tuple:
