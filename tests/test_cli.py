@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -262,6 +263,21 @@ def test_a_corrupt_export_fails_with_its_line_number(filled: Filled, tmp_path: P
     assert "line 4:" in message
     assert "truncated" in message
     assert json.loads(ok(target, "sessions", "--json").stdout)["sessions"] == []
+
+
+@pytest.mark.parametrize("command", ["checkpoint", "checkpoints", "diff"])
+def test_a_corrupt_checkpoint_is_reported_as_corrupt(filled: Filled, command: str) -> None:
+    connection = sqlite3.connect(filled.db)
+    with connection:
+        stored = '{"plan": {"status": "done"}}'
+        connection.execute("UPDATE checkpoints SET node_results = ? WHERE id = ?", (stored, filled.second))
+    connection.close()
+    args = {"checkpoint": [filled.second], "checkpoints": [filled.run], "diff": [filled.first, filled.second]}
+
+    message = failed(run(filled.db, command, *args[command]))
+
+    assert message.startswith(f"error: Corrupt stored data in checkpoints row {filled.second!r}, column node_results")
+    assert "plan.status" in message
 
 
 def test_errors_are_one_line_and_exit_1(filled: Filled, tmp_path: Path) -> None:

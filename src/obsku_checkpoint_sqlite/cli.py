@@ -433,6 +433,9 @@ def _require_checkpoint(store: SqlAlchemyCheckpointStore, checkpoint_id: str) ->
     found = store.get_checkpoint(checkpoint_id)
     if found is None:
         raise CliError(f"Checkpoint not found: {checkpoint_id}")
+    # Node results are validated on first use: use them here, so a corrupt one reports
+    # as the CheckpointCorruptionError it is, not wrapped by pydantic's serializer.
+    len(found.node_results)
     return found
 
 
