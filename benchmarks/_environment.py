@@ -17,7 +17,7 @@ PACKAGES = (
 
 
 def describe() -> dict[str, Any]:
-    versions = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
+    versions: dict[str, str | None] = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
     for package in PACKAGES:
         try:
             versions[package] = metadata.version(package)
@@ -54,11 +54,12 @@ def _cpu_model() -> str:
 
 def _memory_gib() -> float | None:
     try:
-        import psutil
+        import psutil  # type: ignore[import-untyped]
     except ImportError:
         psutil = None
     if psutil is not None:
-        return round(psutil.virtual_memory().total / 2**30, 1)
+        total: int = psutil.virtual_memory().total
+        return round(total / 2**30, 1)
     try:
         with open("/proc/meminfo") as meminfo:
             kib = int(meminfo.readline().split()[1])
