@@ -238,7 +238,8 @@ class SqlAlchemyCheckpointStore:
         """The checkpoint with this id, or None.
 
         Raises:
-            CheckpointCorruptionError: its stored JSON cannot be decoded.
+            CheckpointCorruptionError: its stored JSON cannot be decoded. A node result
+                of the wrong shape raises it when ``node_results`` is first used.
         """
         check_text("checkpoint_id", checkpoint_id)
         return self._runner.run(ops.get_checkpoint, checkpoint_id, write=False, bounded=True)
@@ -248,7 +249,8 @@ class SqlAlchemyCheckpointStore:
         ``namespace`` or in any namespace if None. None if there is none or no session.
 
         Raises:
-            CheckpointCorruptionError: its stored JSON cannot be decoded.
+            CheckpointCorruptionError: its stored JSON cannot be decoded (node results:
+                see ``get_checkpoint``).
         """
         check_text("session_id", session_id)
         check_text("namespace", namespace, optional=True)
@@ -262,13 +264,14 @@ class SqlAlchemyCheckpointStore:
         Raises:
             SessionNotFoundError: no such session.
             ValueError: a negative ``limit``.
-            CheckpointCorruptionError: a checkpoint's stored JSON cannot be decoded.
+            CheckpointCorruptionError: a checkpoint's stored JSON cannot be decoded
+                (node results: see ``get_checkpoint``).
         """
         check_text("session_id", session_id)
         check_text("namespace", namespace, optional=True)
         check_count("limit", limit)
         # Not bounded, even with a small limit: checkpoints can be large, and decoding a page
-        # of them (5 ms for 100 of 5.5 KB) belongs off the event loop.
+        # of them (2 ms for 100 of 5.5 KB, more for larger ones) belongs off the event loop.
         return self._runner.run(ops.list_checkpoints, session_id, namespace, limit, write=False)
 
     def fork(self, checkpoint_id: str, *, title: str | None = None) -> Session:
