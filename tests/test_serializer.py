@@ -131,12 +131,21 @@ def test_refuses_what_it_cannot_encode_naming_the_path(value: Any, error: type[E
         '{"__type":"Buffer","value":"***"}',
         '{"__type":"Set","value":"abc"}',
         '{"__type":"Map","value":[[1]]}',
+        '{"score":NaN}',
+        "[Infinity]",
     ],
 )
 def test_malformed_stored_data_is_a_corruption_error_with_preview(text: str) -> None:
     with pytest.raises(CheckpointCorruptionError, match="row 7") as caught:
         loads(text, location="row 7")
     assert text[:20] in str(caught.value)
+
+
+def test_reads_the_escaped_lone_surrogates_javascript_writes() -> None:
+    # JSON.stringify("cut 😀".slice(0, 5)) in the original: the pair cut in half.
+    assert loads('{"output":"cut \\ud83d","n":[1,2]}') == {"output": "cut \ud83d", "n": [1, 2]}
+    with pytest.raises(CheckpointCorruptionError, match="invalid JSON"):
+        loads('{"output":"cut \\ud83d')  # read by neither parser: the text is cut short
 
 
 def test_preview_is_truncated() -> None:

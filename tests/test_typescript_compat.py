@@ -188,6 +188,29 @@ async def test_pending_nodes_of_the_wrong_shape_are_corruption_not_none_pending(
         await open_store(typescript_database).get_checkpoint(CHECKPOINT_ID)
 
 
+async def test_reads_strings_the_original_cut_inside_a_surrogate_pair(
+    open_store: StoreFactory, typescript_database: str
+) -> None:
+    # JSON.stringify writes a lone surrogate as an escape: what "🔍 done".slice(0, 1) leaves.
+    connection = sqlite3.connect(typescript_database.removeprefix("sqlite:///"))
+    with connection:
+        connection.execute(
+            "UPDATE checkpoints SET node_results = ? WHERE id = ?",
+            ('{"scan":{"status":"completed","output":"\\ud83d"}}', CHECKPOINT_ID),
+        )
+        connection.execute(
+            "UPDATE messages SET tool_results = ? WHERE role = 'tool'",
+            ('[{"toolUseId":"tu_1","content":"22/tcp \\ud83d"}]',),
+        )
+    connection.close()
+    store = open_store(typescript_database)
+
+    checkpoint = await store.get_checkpoint(CHECKPOINT_ID)
+    assert checkpoint.node_results["scan"].output == "\ud83d"
+    messages = await store.get_messages(SESSION_ID)
+    assert messages[2].tool_results == [StoredToolResult(tool_use_id="tu_1", content="22/tcp \ud83d")]
+
+
 def set_pending_nodes(url: str, stored: str | None) -> None:
     connection = sqlite3.connect(url.removeprefix("sqlite:///"))
     with connection:

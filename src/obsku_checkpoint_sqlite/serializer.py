@@ -95,7 +95,18 @@ def parse(text: str | bytes, *, location: str | None = None) -> Any:
         # floats, which would alter them. It costs a few microseconds more a payload.
         return from_json(text, allow_inf_nan=False)
     except ValueError as exc:
-        raise CheckpointCorruptionError(f"invalid JSON ({exc})", text, location=location) from None
+        problem = exc
+    try:
+        # Both refuse an escaped lone surrogate ("\ud83d"), which JavaScript's
+        # JSON.stringify writes for a string cut inside a surrogate pair; the stdlib
+        # reads it, as the original does.
+        return json.loads(text, parse_constant=_refuse_constant)
+    except ValueError:
+        raise CheckpointCorruptionError(f"invalid JSON ({problem})", text, location=location) from None
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
 
 
 def revive(value: Any, text: str | bytes, *, location: str | None = None) -> Any:
