@@ -97,9 +97,9 @@ def parse(text: str | bytes, *, location: str | None = None) -> Any:
     except ValueError as exc:
         problem = exc
     try:
-        # Both refuse an escaped lone surrogate ("\ud83d"), which JavaScript's
-        # JSON.stringify writes for a string cut inside a surrogate pair; the stdlib
-        # reads it, as the original does.
+        # pydantic-core (and orjson) refuse an escaped lone surrogate ("\ud83d"), which
+        # JavaScript's JSON.stringify writes for a string cut inside a surrogate pair;
+        # the stdlib reads it, as the original does.
         return json.loads(text, parse_constant=_refuse_constant)
     except ValueError:
         raise CheckpointCorruptionError(f"invalid JSON ({problem})", text, location=location) from None
