@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 from sqlalchemy import (
     Connection,
     Integer,
@@ -249,7 +250,7 @@ def _session_from_values(
             "metadata": metadata, "forked_from_session_id": forked_from_session_id,
             "forked_from_checkpoint_id": forked_from_checkpoint_id,
         },
-        location=f"sessions row {session_id!r}, column metadata",
+        location=_location("sessions", session_id, "metadata"),
         raw=raw_metadata,
     )  # fmt: skip
 
@@ -492,11 +493,11 @@ def _deferred_node_results(checkpoint_id: str, text: str) -> NodeResults:
     parsed = _decode(text, "checkpoints", checkpoint_id, "node_results", serializer.parse)
 
     def load() -> dict[str, CheckpointNodeResult]:
-        location = f"checkpoints row {checkpoint_id!r}, column node_results"
+        location = _location("checkpoints", checkpoint_id, "node_results")
         try:
             return _NODE_RESULTS.validate_python(serializer.revive(parsed, text, location=location))
         except ValidationError as exc:
-            raise CheckpointCorruptionError(f"invalid shape ({_problems(exc)})", text, location=location) from None
+            raise _invalid_shape(exc.errors(), text, location) from None
 
     return NodeResults.deferred(load)
 
@@ -660,8 +661,11 @@ def _decode(text: str, table: str, row_id: object, column: str, decode: Callable
     try:
         return decode(text)
     except CheckpointCorruptionError as exc:
-        location = f"{table} row {row_id!r}, column {column}"
-        raise CheckpointCorruptionError(exc.reason, text, location=location) from None
+        raise CheckpointCorruptionError(exc.reason, text, location=_location(table, row_id, column)) from None
+
+
+def _location(table: str, row_id: object, column: str) -> str:
+    return f"{table} row {row_id!r}, column {column}"
 
 
 def _validated_rows(
@@ -677,24 +681,26 @@ def _validated_rows(
     try:
         return adapter.validate_python(data)
     except ValidationError as exc:
-        index = exc.errors()[0]["loc"][0]
+        errors = exc.errors()
+        index = errors[0]["loc"][0]
         assert isinstance(index, int)
         location, raw = describe(rows[index])
-        raise CheckpointCorruptionError(
-            f"invalid shape ({_problems(exc, item=index)})", str(raw), location=location
-        ) from None
+        raise _invalid_shape(errors, str(raw), location, item=index) from None
 
 
 def _validated(model: type[M], data: dict[str, Any], *, location: str, raw: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise CheckpointCorruptionError(f"invalid shape ({_problems(exc)})", str(raw), location=location) from None
+        raise _invalid_shape(exc.errors(), str(raw), location) from None
 
 
-def _problems(exc: ValidationError, *, item: int | None = None) -> str:
-    """The errors of ``exc`` as "path: message"; with ``item``, those of that list item only."""
-    errors = exc.errors()
+def _invalid_shape(
+    errors: list[ErrorDetails], raw: str, location: str, *, item: int | None = None
+) -> CheckpointCorruptionError:
+    """Stored data that decoded but failed validation, its errors as "path: message";
+    with ``item``, only those of that item of a validated list."""
     if item is not None:
         errors = [{**error, "loc": error["loc"][1:]} for error in errors if error["loc"][0] == item]
-    return "; ".join(f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in errors)
+    problems = "; ".join(f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in errors)
+    return CheckpointCorruptionError(f"invalid shape ({problems})", raw, location=location)
