@@ -192,17 +192,17 @@ async def test_reads_strings_the_original_cut_inside_a_surrogate_pair(
     open_store: StoreFactory, typescript_database: str
 ) -> None:
     # JSON.stringify writes a lone surrogate as an escape: what "🔍 done".slice(0, 1) leaves.
-    connection = sqlite3.connect(typescript_database.removeprefix("sqlite:///"))
-    with connection:
-        connection.execute(
+    rewrite(
+        typescript_database,
+        (
             "UPDATE checkpoints SET node_results = ? WHERE id = ?",
             ('{"scan":{"status":"completed","output":"\\ud83d"}}', CHECKPOINT_ID),
-        )
-        connection.execute(
+        ),
+        (
             "UPDATE messages SET tool_results = ? WHERE role = 'tool'",
             ('[{"toolUseId":"tu_1","content":"22/tcp \\ud83d"}]',),
-        )
-    connection.close()
+        ),
+    )
     store = open_store(typescript_database)
 
     checkpoint = await store.get_checkpoint(CHECKPOINT_ID)
@@ -212,9 +212,15 @@ async def test_reads_strings_the_original_cut_inside_a_surrogate_pair(
 
 
 def set_pending_nodes(url: str, stored: str | None) -> None:
+    rewrite(url, ("UPDATE checkpoints SET pending_nodes = ? WHERE id = ?", (stored, CHECKPOINT_ID)))
+
+
+def rewrite(url: str, *statements: tuple[str, tuple[Any, ...]]) -> None:
+    """Change the file behind the store's back, in one transaction, as the original would."""
     connection = sqlite3.connect(url.removeprefix("sqlite:///"))
     with connection:
-        connection.execute("UPDATE checkpoints SET pending_nodes = ? WHERE id = ?", (stored, CHECKPOINT_ID))
+        for sql, parameters in statements:
+            connection.execute(sql, parameters)
     connection.close()
 
 
