@@ -191,6 +191,8 @@ class Contender:
     # Fewer calls for a contender that takes milliseconds (a full sort), so it does not
     # dominate the run; its median is as meaningful with fewer samples.
     calls: int | None = None
+    # Run before each call, untimed: puts the database in the same state for every call.
+    prepare: Callable[[], Any] | None = None
     samples: list[float] = field(default_factory=list)
 
     @property
@@ -225,10 +227,12 @@ async def interleaved(contenders: Sequence[Contender], rounds: int, calls: int, 
         shuffler.shuffle(sequence)
         for contender in sequence:
             for _ in range(contender.calls or calls):
+                if contender.prepare is not None:
+                    contender.prepare()
                 started = time.perf_counter_ns()
                 await _call(contender)
                 contender.samples.append((time.perf_counter_ns() - started) / 1000)
-    return {contender.name: _summarize(contender.samples) for contender in contenders}
+    return {contender.name: summarize(contender.samples) for contender in contenders}
 
 
 async def _call(contender: Contender) -> Any:
@@ -238,7 +242,7 @@ async def _call(contender: Contender) -> Any:
     return result
 
 
-def _summarize(samples: list[float]) -> Timing:
+def summarize(samples: list[float]) -> Timing:
     ordered = sorted(samples)
     return Timing(statistics.median(ordered), ordered[int(len(ordered) * 0.9) - 1], len(ordered))
 

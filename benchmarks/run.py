@@ -89,10 +89,12 @@ def render(result: dict[str, Any], operations: dict[str, dict[str, Timing]]) -> 
     for operation, timings in operations.items():
         floor = timings["floor"].median_us
         cells = [operation, _us(floor)]
-        sync_us = timings["sync"].median_us
-        cells.append(f"{_us(sync_us)} ({sync_us / floor:.2f}×)")
-        async_us = timings["async"].median_us
-        cells.append(f"{_us(async_us)} ({async_us / sync_us:.2f}×)")
+        if "sync" in timings:
+            sync_us = timings["sync"].median_us
+            async_us = timings["async"].median_us
+            cells += [f"{_us(sync_us)} ({sync_us / floor:.2f}×)", f"{_us(async_us)} ({async_us / sync_us:.2f}×)"]
+        else:  # raw SQLite work only (the WAL checkpoint after a fork)
+            cells += ["–", "–"]
         for name in ("langgraph", "langgraph_async"):
             cells.append(_us(timings[name].median_us) if name in timings else "–")
         lines.append("| " + " | ".join(cells) + " |")
