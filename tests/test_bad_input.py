@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from obsku_checkpoint_sqlite import Checkpoint
+from obsku_checkpoint_sqlite import Checkpoint, CheckpointNotFoundError, SessionNotFoundError
 
 NAIVE = datetime(2026, 1, 1, 12, 0)  # no tzinfo: its instant is unknown
 LONE_SURROGATE = "bad \udc80 text"
@@ -330,3 +330,37 @@ async def test_nul_in_text_columns_round_trips_or_is_refused_cleanly(store: Any,
     # NUL is part of the key, not a terminator: "before" alone is another namespace.
     assert await store.list_checkpoints(session.id, namespace="before") == []
     assert {c.node_id for c in await store.list_checkpoints(session.id)} == {None, NUL_TEXT}
+
+
+async def test_ids_holding_nul_are_refused_by_postgresql_and_match_nothing_elsewhere(
+    store: Any, workspace: str, backend: str
+) -> None:
+    session = await store.create_session("/nul-ids", workspace_id=workspace)
+    await store.add_message(session.id, role="user", content="kept")
+    await store.save_checkpoint(session_id=session.id, **EMPTY_CHECKPOINT)
+    before = await snapshot(store, session.id, workspace)
+    nul_id = "a\x00b"
+    # What SQLite and MariaDB answer: no row has that id. PostgreSQL cannot even hold it.
+    calls: dict[str, tuple[Any, Any]] = {
+        "get_session": (lambda: store.get_session(nul_id), None),
+        "get_checkpoint": (lambda: store.get_checkpoint(nul_id), None),
+        "get_latest_checkpoint": (lambda: store.get_latest_checkpoint(nul_id), None),
+        "list_sessions": (lambda: store.list_sessions(nul_id), []),
+        "delete_session": (lambda: store.delete_session(nul_id), None),
+        "list_checkpoints": (lambda: store.list_checkpoints(nul_id), SessionNotFoundError),
+        "get_messages": (lambda: store.get_messages(nul_id), SessionNotFoundError),
+        "update_session": (lambda: store.update_session(nul_id, title="t"), SessionNotFoundError),
+        "add_message": (lambda: store.add_message(nul_id, role="user", content="x"), SessionNotFoundError),
+        "save_checkpoint": (lambda: store.save_checkpoint(session_id=nul_id, **EMPTY_CHECKPOINT), SessionNotFoundError),
+        "fork": (lambda: store.fork(nul_id), CheckpointNotFoundError),
+    }
+    for name, (call, elsewhere) in calls.items():
+        if backend == "postgresql":
+            with pytest.raises(ValueError, match=r"^'a\\x00b': PostgreSQL cannot store the NUL character"):
+                await call()
+        elif isinstance(elsewhere, type):
+            with pytest.raises(elsewhere):
+                await call()
+        else:
+            assert await call() == elsewhere, name
+    assert await snapshot(store, session.id, workspace) == before

@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool, StaticPool
 
-from .errors import CheckpointStoreError, DatabaseUnavailableError, DriverNotInstalledError
+from .errors import NUL_REFUSED, CheckpointStoreError, DatabaseUnavailableError, DriverNotInstalledError
 
 T = TypeVar("T")
 Operation = Callable[..., T]
@@ -564,13 +564,33 @@ def _is_contention(exc: DBAPIError, dialect_name: str) -> bool:
     return False
 
 
-def translate(exc: DBAPIError) -> CheckpointStoreError:
+def translate(exc: DBAPIError) -> CheckpointStoreError | ValueError:
     """The store's error for a SQLAlchemy/DBAPI error that was not retried."""
     if exc.connection_invalidated:
         return DatabaseUnavailableError(f"Lost the connection to the database: {exc.orig}")
     if isinstance(exc.orig, OSError) or _looks_unreachable(exc):
         return DatabaseUnavailableError(f"Cannot reach the database: {exc.orig}")
+    refused = _text_with_nul(exc)
+    if refused is not None:
+        # An id or name argument: writes check their text fields by name before this.
+        return ValueError(f"{refused!r:.80}: {NUL_REFUSED}, so no row there holds it")
     return CheckpointStoreError(f"Database error: {exc.orig}")
+
+
+def _text_with_nul(exc: DBAPIError) -> str | None:
+    """The bound text holding a NUL, when that is what the database refused (PostgreSQL)."""
+    if "0x00" not in str(exc.orig):  # psycopg and asyncpg both name the byte so
+        return None
+    pending: list[Any] = [exc.params]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str) and "\x00" in value:
+            return value
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            pending.extend(value)
+    return None
 
 
 def _looks_unreachable(exc: DBAPIError) -> bool:

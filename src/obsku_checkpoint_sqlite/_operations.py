@@ -45,6 +45,7 @@ if sys.version_info >= (3, 14):
 else:
     from uuid6 import uuid7
 from .errors import (
+    NUL_REFUSED,
     CheckpointCorruptionError,
     CheckpointNotFoundError,
     CheckpointVersionConflictError,
@@ -619,7 +620,7 @@ def reject_unstorable_text(conn: Connection, fields: Mapping[str, str | None]) -
         if value is None:
             continue
         if no_nul and "\x00" in value:
-            raise ValueError(f"{name}: PostgreSQL cannot store the NUL character (\\x00) in text columns")
+            raise ValueError(f"{name}: {NUL_REFUSED}")
         # isascii() is O(1) on CPython's compact strings: only non-ASCII text pays for the encode.
         if not value.isascii():
             try:

@@ -1,10 +1,14 @@
 """The errors the store raises. Catch ``CheckpointStoreError`` to catch them all.
 
 Invalid input is not in this tree: it raises pydantic's ``ValidationError`` or another
-``ValueError``/``TypeError`` before anything touches the database.
+``ValueError``/``TypeError`` before anything is written (an id holding a NUL character,
+which PostgreSQL refuses as the statement is bound, is caught from the driver's error).
 """
 
 from __future__ import annotations
+
+# Why PostgreSQL refuses a text value, for the ValueError that says so.
+NUL_REFUSED = "PostgreSQL cannot store the NUL character (\\x00) in text columns"
 
 
 class CheckpointStoreError(Exception):
