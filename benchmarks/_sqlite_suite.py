@@ -156,10 +156,10 @@ async def run_suite(directory: str, profile: Profile, report: Report) -> dict[st
         ],
     )
     # A fork writes about as many pages (~1,000) as SQLite's automatic checkpoint lets the
-    # WAL hold, so about every other fork also copied the WAL back into the database, and
-    # which contender's did went by the turn order. Each fork now starts from an empty WAL,
-    # like the other operations' medians, which leave out the checkpoint one write in a
-    # hundred pays. What checkpointing a fork's pages costs is timed and reported apart.
+    # WAL hold, so about every other fork would also copy the WAL back into the database,
+    # and which contender's did would go by the turn order. So each fork starts from an
+    # empty WAL, as the other medians leave out the checkpoint one write in a hundred
+    # pays; what checkpointing one fork's pages costs is timed and reported apart.
     checkpoint_samples: list[float] = []
 
     def checkpoint_wal() -> None:
