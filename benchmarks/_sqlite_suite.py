@@ -35,8 +35,7 @@ QUICK = Profile(rounds=3, calls=25, fork_rounds=2)
 # Many short turns, not a few long ones: an operation's samples span about 1.5 s, and
 # with 10 turns of 100 calls a half-second stall of the machine (writeback, another
 # process) landed on one contender's turns and moved its median by a third.
-# A fork writes 10,000 rows, and which contender pays for checkpointing the WAL varies
-# from round to round: more rounds keep its median from resting on a few orders.
+# A fork takes tens of milliseconds, so it runs one call a round, in more rounds.
 FULL = Profile(rounds=40, calls=25, fork_rounds=21)
 
 Report = Callable[[str], None]
