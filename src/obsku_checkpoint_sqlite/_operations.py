@@ -37,13 +37,13 @@ from sqlalchemy import (
     update,
 )
 
-from . import serializer
-from ._statements import execute
-
 if sys.version_info >= (3, 14):
     from uuid import uuid7
 else:
     from uuid6 import uuid7
+
+from . import serializer
+from ._statements import execute
 from .errors import (
     NUL_REFUSED,
     CheckpointCorruptionError,
