@@ -13,37 +13,22 @@ import json
 import sqlite3
 from typing import Any
 
-from sqlalchemy import insert
-
-from obsku_checkpoint_sqlite import _operations as ops
+from obsku_checkpoint_sqlite.db import queries
+from obsku_checkpoint_sqlite.db.values import new_id, now_ms
 
 from ._workload import Compiled, sqlite_connect
 
-_SESSION_KEYS = [
-    "id", "directory", "workspace_id", "title", "metadata", "created_at", "updated_at",
-    "forked_from_session_id", "forked_from_checkpoint_id",
-]  # fmt: skip
-_MESSAGE_KEYS = ["session_id", "role", "content", "tool_calls", "tool_results", "tokens_in", "tokens_out", "created_at"]
-
-
-def _compile_with_keys(statement: Any, keys: list[str]) -> Compiled:
-    from sqlalchemy.dialects import sqlite as sqlite_dialect
-
-    compiled = statement.compile(dialect=sqlite_dialect.dialect(), column_keys=keys)
-    return Compiled(compiled.string, tuple(compiled.positiontup or ()), dict(compiled.params))
-
-
-LOCK_SESSION = Compiled.of(ops._LOCK_SESSION)
-INSERT_CHECKPOINT = Compiled.of(ops._INSERT_CHECKPOINT_RETURNING)
-TOUCH_SESSION = Compiled.of(ops._TOUCH_SESSION)
-INSERT_MESSAGE = _compile_with_keys(ops._INSERT_MESSAGE, _MESSAGE_KEYS)
-LATEST = {ns: Compiled.of(ops._checkpoints_query(ns, True)) for ns in (True, False)}
-LAST_MESSAGES = Compiled.of(ops._messages_query(False, True))
-FORK_SOURCE = Compiled.of(ops._FORK_SOURCE)
-GET_SESSION = Compiled.of(ops._GET_SESSION)
-INSERT_SESSION = _compile_with_keys(insert(ops.sessions), _SESSION_KEYS)
-COPY_MESSAGES = Compiled.of(ops._COPY_MESSAGES_BY_ID)
-COPY_CHECKPOINT = Compiled.of(ops._COPY_CHECKPOINT)
+LOCK_SESSION = Compiled.of(queries.LOCK_SESSION)
+INSERT_CHECKPOINT = Compiled.of(queries.INSERT_CHECKPOINT_RETURNING)
+TOUCH_SESSION = Compiled.of(queries.TOUCH_SESSION)
+INSERT_MESSAGE = Compiled.of(queries.INSERT_MESSAGE)
+LATEST = {ns: Compiled.of(queries.checkpoints_query(in_namespace=ns, limited=True)) for ns in (True, False)}
+LAST_MESSAGES = Compiled.of(queries.LAST_MESSAGES)
+FORK_SOURCE = Compiled.of(queries.FORK_SOURCE)
+GET_SESSION = Compiled.of(queries.GET_SESSION)
+INSERT_SESSION = Compiled.of(queries.INSERT_SESSION)
+COPY_MESSAGES = Compiled.of(queries.COPY_MESSAGES_BY_ID)
+COPY_CHECKPOINT = Compiled.of(queries.COPY_CHECKPOINT)
 
 _CHECKPOINT_FIELDS = (
     "id", "session_id", "namespace", "parent_id", "version", "step", "node_id", "node_results",
@@ -80,11 +65,11 @@ class Floor:
 
     def save_checkpoint(self, session_id: str, step: int, node_results: dict[str, Any]) -> dict[str, Any]:
         values = {
-            "id": ops.new_id(), "session_id": session_id, "namespace": "", "parent_id": None,
+            "id": new_id(), "session_id": session_id, "namespace": "", "parent_id": None,
             "version": None, "step": step, "node_id": "node_19",
             "node_results": json.dumps(node_results, separators=(",", ":")),
             "pending_nodes": json.dumps(["node_00"]), "cycle_state": None, "source": "loop",
-            "created_at": ops.now_ms(),
+            "created_at": now_ms(),
         }  # fmt: skip
 
         def body(conn: sqlite3.Connection) -> dict[str, Any]:
@@ -96,7 +81,7 @@ class Floor:
         return self._write(body)  # type: ignore[no-any-return]
 
     def add_message(self, session_id: str, content: str) -> dict[str, Any]:
-        now = ops.now_ms()
+        now = now_ms()
         values = {
             "session_id": session_id, "role": "user", "content": content, "tool_calls": None,
             "tool_results": None, "tokens_in": 12, "tokens_out": None, "created_at": now,
@@ -139,19 +124,19 @@ class Floor:
             origin = conn.execute(FORK_SOURCE.sql, FORK_SOURCE.args({"checkpoint_id": checkpoint_id})).fetchone()
             source_session, _created_at, last_message_id = origin
             source = conn.execute(GET_SESSION.sql, GET_SESSION.args({"session_id": source_session})).fetchone()
-            now = ops.now_ms()
-            new_id = ops.new_id()
+            now = now_ms()
+            forked_id = new_id()
             session = {
-                "id": new_id, "directory": source[1], "workspace_id": source[5], "title": f"Fork of {source[4]}",
+                "id": forked_id, "directory": source[1], "workspace_id": source[5], "title": f"Fork of {source[4]}",
                 "metadata": source[6], "created_at": now, "updated_at": now,
                 "forked_from_session_id": source_session, "forked_from_checkpoint_id": checkpoint_id,
             }  # fmt: skip
             conn.execute(INSERT_SESSION.sql, INSERT_SESSION.args(session))
-            copy = {"session_id": new_id, "source_session_id": source_session, "last_message_id": last_message_id}
+            copy = {"session_id": forked_id, "source_session_id": source_session, "last_message_id": last_message_id}
             conn.execute(COPY_MESSAGES.sql, COPY_MESSAGES.args(copy))
-            checkpoint = {"id": ops.new_id(), "session_id": new_id, "created_at": now}
+            checkpoint = {"id": new_id(), "session_id": forked_id, "created_at": now}
             conn.execute(COPY_CHECKPOINT.sql, COPY_CHECKPOINT.args({**checkpoint, "checkpoint_id": checkpoint_id}))
-            row = conn.execute(GET_SESSION.sql, GET_SESSION.args({"session_id": new_id})).fetchone()
+            row = conn.execute(GET_SESSION.sql, GET_SESSION.args({"session_id": forked_id})).fetchone()
             metadata = None if row[6] is None else json.loads(row[6])
             return {"id": row[0], "title": row[4], "metadata": metadata}
 

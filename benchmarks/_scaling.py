@@ -16,8 +16,8 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-from obsku_checkpoint_sqlite import _operations as ops
 from obsku_checkpoint_sqlite import sync
+from obsku_checkpoint_sqlite.db import values
 
 from ._floor import Floor
 from ._workload import Contender, History, counter, interleaved, node_results, seed, text_of
@@ -44,7 +44,7 @@ async def run_scaling(directory: str, *, quick: bool, report: Report) -> dict[st
         store = sync.SqliteCheckpointStore(path)
         store.get_session("warm-up")
         report(f"  seeding {size:,} rows per table in the session (+{size:,} of another session)...")
-        sessions[size] = ops.new_id()
+        sessions[size] = values.new_id()
         seed(path, sessions[size], History(messages=size, checkpoints=size, interleave=1), rng)
         stores[size] = store
         floors[size] = Floor(path)

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import create_engine, make_url, text
 
 from obsku_checkpoint_sqlite import SqlAlchemyCheckpointStore
-from obsku_checkpoint_sqlite._engine import normalize_url
+from obsku_checkpoint_sqlite.runtime.urls import normalize_url
 
 from ._workload import node_results, text_of
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from obsku_checkpoint_sqlite import Checkpoint, SqliteCheckpointStore, sync
-from obsku_checkpoint_sqlite import _operations as ops
+from obsku_checkpoint_sqlite.db import values
 
 from . import _langgraph as lg
 from ._floor import Floor
@@ -53,7 +53,7 @@ async def run_suite(directory: str, profile: Profile, report: Report) -> dict[st
     await async_store.get_session("warm-up")
 
     report(f"seeding {profile.history:,} checkpoints and messages...")
-    reader = ops.new_id()
+    reader = values.new_id()
     seed(store_path, reader, History(messages=profile.history, checkpoints=profile.history), rng)
     # The fork's source is written through the store, so its checkpoint records the
     # watermark (last_message_id) as in real use.

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from obsku_checkpoint_sqlite import _operations as ops
+from obsku_checkpoint_sqlite.db import values
 
 NODE_COUNT = 20
 OUTPUT_CHARS = 200
@@ -125,8 +125,8 @@ class History:
 def seed(path: str, session_id: str, history: History, rng: random.Random) -> None:
     """Fill the measured session (and, interleaved, others) in one transaction."""
     conn = sqlite_connect(path)
-    now = ops.now_ms() - 10_000_000
-    others = [ops.new_id() for _ in range(max(history.interleave, 1))] if history.interleave else []
+    now = values.now_ms() - 10_000_000
+    others = [values.new_id() for _ in range(max(history.interleave, 1))] if history.interleave else []
     conn.execute("BEGIN IMMEDIATE")
     for sid in [session_id, *others]:
         insert_session(conn, sid, now)
@@ -147,7 +147,7 @@ def seed(path: str, session_id: str, history: History, rng: random.Random) -> No
         for sid in [session_id, *others[: history.interleave]]:
             version = versions[sid, namespace] = versions.get((sid, namespace), 0) + 1
             checkpoint_rows.append(
-                (ops.new_id(), sid, namespace, None, version, index, "node_19", payload, '["node_00"]', None,
+                (values.new_id(), sid, namespace, None, version, index, "node_19", payload, '["node_00"]', None,
                  "loop", now + index, None)
             )  # fmt: skip
         if len(checkpoint_rows) >= 5_000:

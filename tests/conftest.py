@@ -22,7 +22,7 @@ from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
 
 from obsku_checkpoint_sqlite import SqlAlchemyCheckpointStore, sync
-from obsku_checkpoint_sqlite._engine import normalize_url
+from obsku_checkpoint_sqlite.runtime.urls import normalize_url
 
 SERVER_URLS = {
     "postgresql": os.environ.get("OBSKU_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),

@@ -11,10 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, delete, insert
 
-from obsku_checkpoint_sqlite import _admin as admin
 from obsku_checkpoint_sqlite import sync
-from obsku_checkpoint_sqlite._engine import AsyncEngineRunner, SyncRunner, ThreadRunner, create_sync_engine
-from obsku_checkpoint_sqlite._operations import checkpoints, messages, now_ms, sessions
+from obsku_checkpoint_sqlite.db.queries import checkpoints, messages, sessions
+from obsku_checkpoint_sqlite.db.values import now_ms
+from obsku_checkpoint_sqlite.ops import retention as admin
+from obsku_checkpoint_sqlite.runtime.async_runners import AsyncEngineRunner, ThreadRunner
+from obsku_checkpoint_sqlite.runtime.engines import create_sync_engine
+from obsku_checkpoint_sqlite.runtime.sync_runner import SyncRunner
 from tests.conftest import counting_statements
 
 

@@ -16,9 +16,9 @@ from rich.console import Console
 from sqlalchemy import text
 from typer.testing import CliRunner, Result
 
-from obsku_checkpoint_sqlite import cli, sync
-from obsku_checkpoint_sqlite._engine import create_sync_engine
-from obsku_checkpoint_sqlite.cli import app, parse_age
+from obsku_checkpoint_sqlite import sync
+from obsku_checkpoint_sqlite.cli import app, application, parse_age
+from obsku_checkpoint_sqlite.runtime.engines import create_sync_engine
 
 runner = CliRunner()
 
@@ -373,7 +373,7 @@ def test_progress_bars_only_on_a_terminal(filled: Filled, tmp_path: Path, monkey
     )
 
     terminal = io.StringIO()
-    monkeypatch.setattr(cli, "err", Console(file=terminal, force_terminal=True, width=100))
+    monkeypatch.setattr(application, "err", Console(file=terminal, force_terminal=True, width=100))
     ok(filled.db, "export", str(tmp_path / "loud.jsonl"))
     drawn = terminal.getvalue()
     assert "Exporting sessions" in drawn

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from obsku_checkpoint_sqlite import sync
-from obsku_checkpoint_sqlite._engine import normalize_url
+from obsku_checkpoint_sqlite.runtime.urls import normalize_url
 from tests._processes import Acks, spawn, start_writers
 from tests._writer import Options
 

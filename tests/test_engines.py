@@ -23,7 +23,7 @@ from obsku_checkpoint_sqlite import (
     SqliteCheckpointStore,
     sync,
 )
-from obsku_checkpoint_sqlite._engine import normalize_url
+from obsku_checkpoint_sqlite.runtime.urls import normalize_url
 from tests.conftest import before_each_statement, require_server
 
 

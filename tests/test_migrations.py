@@ -12,8 +12,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from obsku_checkpoint_sqlite import SchemaError, sync
-from obsku_checkpoint_sqlite._engine import create_sync_engine
-from obsku_checkpoint_sqlite.migrate import (
+from obsku_checkpoint_sqlite.db.migrate import (
     current_revision,
     downgrade,
     head_revision,
@@ -21,6 +20,7 @@ from obsku_checkpoint_sqlite.migrate import (
     script_directory,
     upgrade,
 )
+from obsku_checkpoint_sqlite.runtime.engines import create_sync_engine
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 STORE_TABLES = {"sessions", "messages", "checkpoints"}

@@ -33,9 +33,10 @@ from obsku_checkpoint_sqlite import (
     SqliteCheckpointStore,
     sync,
 )
-from obsku_checkpoint_sqlite import _engine as engine_module
-from obsku_checkpoint_sqlite import _operations as operations
-from obsku_checkpoint_sqlite._engine import normalize_url
+from obsku_checkpoint_sqlite.ops import checkpoints, forks, messages, sessions
+from obsku_checkpoint_sqlite.runtime import async_runners, sqlite, sync_runner
+from obsku_checkpoint_sqlite.runtime import failures as failure_policy
+from obsku_checkpoint_sqlite.runtime.urls import normalize_url
 from tests.conftest import StoreFactory, before_each_statement
 
 # Backends a second connection can inspect: a private in-memory database cannot be.
@@ -89,7 +90,8 @@ def purge_workspaces(url: str, workspaces: list[str]) -> None:
 
 def frozen_clock(monkeypatch: pytest.MonkeyPatch, millis: int) -> None:
     """Every timestamp the store takes is ``millis``: everything happens in one millisecond."""
-    monkeypatch.setattr(operations, "now_ms", lambda: millis)
+    for module in (checkpoints, forks, messages, sessions):
+        monkeypatch.setattr(module, "now_ms", lambda: millis)
 
 
 def comparable(message: Any) -> dict[str, Any]:
@@ -346,18 +348,19 @@ async def test_a_writer_outlasting_the_lock_timeout_is_retried_until_the_lock_fr
         store = open_store(url, connect_args={"init_command": "SET SESSION innodb_lock_wait_timeout = 1"})
         hold = 1.6
     else:
-        monkeypatch.setattr(engine_module, "SQLITE_BUSY_TIMEOUT_MS", 50)
+        monkeypatch.setattr(sqlite, "SQLITE_BUSY_TIMEOUT_MS", 50)
         store = open_store(url)
         hold = 0.6
     session = await store.create_session("/locked")
     failures: list[str] = []
-    decide = engine_module.retry_delay
+    decide = failure_policy.retry_delay
 
     def recording_retry_delay(exc: Any, *args: Any, **kwargs: Any) -> float | None:
         failures.append(str(exc.orig))
         return decide(exc, *args, **kwargs)
 
-    monkeypatch.setattr(engine_module, "retry_delay", recording_retry_delay)
+    monkeypatch.setattr(sync_runner, "retry_delay", recording_retry_delay)
+    monkeypatch.setattr(async_runners, "retry_delay", recording_retry_delay)
     engine = create_engine(normalize_url(url, for_async=False))
     try:
         with engine.connect() as holder:

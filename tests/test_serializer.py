@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from obsku_checkpoint_sqlite import CheckpointCorruptionError
-from obsku_checkpoint_sqlite.serializer import dumps, loads
+from obsku_checkpoint_sqlite.jsonplus import dumps, loads
 
 UTC = timezone.utc
 

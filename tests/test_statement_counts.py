@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import DBAPIError
 
-from obsku_checkpoint_sqlite import _operations as ops
 from obsku_checkpoint_sqlite import sync
-from obsku_checkpoint_sqlite._operations import checkpoints, messages, sessions
+from obsku_checkpoint_sqlite.db.queries import checkpoints, messages, sessions
+from obsku_checkpoint_sqlite.db.values import now_ms
 from tests.conftest import DATABASE_BACKENDS, counting_statements, database_url
 
 SIZES = (10, 10_000)
@@ -67,7 +67,7 @@ def _engine(store: sync.SqlAlchemyCheckpointStore) -> Engine:
 
 def _add_history(engine: Engine, session_id: str, count: int) -> None:
     """``count`` messages and checkpoints in one multi-row INSERT each: seeding, not under test."""
-    now = ops.now_ms()
+    now = now_ms()
     with engine.begin() as conn:
         conn.execute(insert(messages), [
             {"session_id": session_id, "role": "user", "content": f"m{n}", "created_at": now} for n in range(count)
@@ -130,7 +130,7 @@ def test_session_summaries_run_one_statement_for_10_and_10000_sessions(
     store.get_session("none")  # the schema is migrated on the first operation, not counted here
     for size in SIZES:
         workspace = _workspace()
-        now = ops.now_ms()
+        now = now_ms()
         ids = [str(uuid.uuid4()) for _ in range(size)]
         with _engine(store).begin() as conn:
             conn.execute(insert(sessions), [

@@ -13,9 +13,11 @@ import pytest
 from sqlalchemy import create_engine, func, insert, make_url, select, text
 
 from obsku_checkpoint_sqlite import sync
-from obsku_checkpoint_sqlite._engine import create_sync_engine, normalize_url
-from obsku_checkpoint_sqlite._operations import checkpoints, messages, now_ms, sessions
+from obsku_checkpoint_sqlite.db.queries import checkpoints, messages, sessions
+from obsku_checkpoint_sqlite.db.values import now_ms
 from obsku_checkpoint_sqlite.errors import ExportFormatError, ImportConflictError
+from obsku_checkpoint_sqlite.runtime.engines import create_sync_engine
+from obsku_checkpoint_sqlite.runtime.urls import normalize_url
 from obsku_checkpoint_sqlite.transfer import copy_database
 
 from .conftest import DATABASE_BACKENDS, SyncAsAsync, require_server

@@ -20,7 +20,7 @@ from obsku_checkpoint_sqlite import (
     StoredToolResult,
     ToolCall,
 )
-from obsku_checkpoint_sqlite.migrate import head_revision
+from obsku_checkpoint_sqlite.db.migrate import head_revision
 from tests.conftest import StoreFactory
 
 ORIGINAL_SCHEMA = """

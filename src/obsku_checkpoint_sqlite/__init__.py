@@ -6,19 +6,7 @@ The async store is here; its blocking twin, with the same names, is in
 
 from __future__ import annotations
 
-from .errors import (
-    CheckpointCorruptionError,
-    CheckpointNotFoundError,
-    CheckpointStoreError,
-    CheckpointVersionConflictError,
-    DatabaseUnavailableError,
-    DriverNotInstalledError,
-    ExportFormatError,
-    ImportConflictError,
-    SchemaError,
-    SessionNotFoundError,
-)
-from .schemas import (
+from .dto import (
     UNSET,
     Checkpoint,
     CheckpointNodeResult,
@@ -35,6 +23,18 @@ from .schemas import (
     SummaryPage,
     ToolCall,
     TransferReport,
+)
+from .errors import (
+    CheckpointCorruptionError,
+    CheckpointNotFoundError,
+    CheckpointStoreError,
+    CheckpointVersionConflictError,
+    DatabaseUnavailableError,
+    DriverNotInstalledError,
+    ExportFormatError,
+    ImportConflictError,
+    SchemaError,
+    SessionNotFoundError,
 )
 from .store import SqlAlchemyCheckpointStore, SqliteCheckpointStore
 

@@ -1,9 +1,10 @@
-"""The async checkpoint store: the original package's API over any SQLAlchemy database.
+"""The checkpoint store: the original package's API over any SQLAlchemy database.
 
-This file is the hand-written face; ``sync.py`` is generated from it by
-``scripts/generate_sync.py``. Each method validates its input into a DTO (so bad
-input fails before a connection is taken) and runs one operation from
-``_operations`` in one transaction.
+``store.py`` holds the async face and is the one written by hand; ``sync.py``, the
+blocking face with the same names, is generated from it by ``unasyncd`` (configured in
+``pyproject.toml``). Each method validates its input into a DTO (so bad input fails
+before a connection is taken) and hands one operation from ``ops``, or one job, to
+its runner.
 """
 
 from __future__ import annotations
@@ -15,11 +16,9 @@ from typing import Any
 from sqlalchemy import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import _admin as admin
-from . import _operations as ops
-from . import transfer
-from ._engine import AsyncRunner, is_short_page, open_async_runner, sqlite_url
-from .schemas import (
+from obsku_checkpoint_sqlite.runtime.async_runners import AsyncRunner, open_async_runner
+
+from .dto import (
     UNSET,
     Checkpoint,
     CheckpointNodeResult,
@@ -43,6 +42,10 @@ from .schemas import (
     check_millis,
     check_text,
 )
+from .ops import checkpoints, forks, messages, retention, sessions, summaries, transfer
+from .ops.jobs import Progress
+from .runtime.sync_runner import is_short_page
+from .runtime.urls import sqlite_url
 
 
 class SqlAlchemyCheckpointStore:
@@ -56,8 +59,9 @@ class SqlAlchemyCheckpointStore:
             (the default). With False, a database that is not at head is refused.
         **options: passed to SQLAlchemy's ``create_engine`` when given a URL.
 
-    The store is safe to share between tasks. Close it (or use ``async with``) to
-    release its connections; an engine you passed in is left open.
+    The store is safe to share between tasks (async face) and threads (blocking face).
+    Close it, or use it as a context manager, to release its connections; an engine you
+    passed in is left open.
 
     Every method refuses an argument of the wrong type (an id that is not a str, a
     ``limit`` that is not an int...) with ``TypeError`` before touching the database.
@@ -95,12 +99,12 @@ class SqlAlchemyCheckpointStore:
                 serializer cannot encode; nothing is written.
         """
         new = NewSession(directory=directory, title=title, workspace_id=workspace_id, metadata=metadata)
-        return await self._runner.run(ops.create_session, new, write=True, bounded=True)
+        return await self._runner.run(sessions.create_session, new, write=True, bounded=True)
 
     async def get_session(self, session_id: str) -> Session | None:
         """The session with this id, or None."""
         check_text("session_id", session_id)
-        return await self._runner.run(ops.get_session, session_id, write=False, bounded=True)
+        return await self._runner.run(sessions.get_session, session_id, write=False, bounded=True)
 
     async def list_sessions(
         self,
@@ -125,7 +129,7 @@ class SqlAlchemyCheckpointStore:
         # A search matches substrings, which no index serves: it reads every session.
         bounded = search is None and is_short_page(limit)
         return await self._runner.run(
-            ops.list_sessions, workspace_id, limit, cursor, search, write=False, bounded=bounded
+            sessions.list_sessions, workspace_id, limit, cursor, search, write=False, bounded=bounded
         )
 
     async def update_session(
@@ -148,12 +152,12 @@ class SqlAlchemyCheckpointStore:
         given = {"title": title, "directory": directory, "workspace_id": workspace_id, "metadata": metadata}
         changes = {name: value for name, value in given.items() if value is not UNSET}
         validated = SessionChanges.model_validate(changes).model_dump(include=set(changes))
-        return await self._runner.run(ops.update_session, session_id, validated, write=True, bounded=True)
+        return await self._runner.run(sessions.update_session, session_id, validated, write=True, bounded=True)
 
     async def delete_session(self, session_id: str) -> None:
         """Delete a session with its messages and checkpoints. No error if it is absent."""
         check_text("session_id", session_id)
-        await self._runner.run(ops.delete_session, session_id, write=True)
+        await self._runner.run(sessions.delete_session, session_id, write=True)
 
     # --- messages -----------------------------------------------------------------------
 
@@ -179,7 +183,7 @@ class SqlAlchemyCheckpointStore:
             session_id=session_id, role=role, content=content, tool_calls=tool_calls,
             tool_results=tool_results, tokens_in=tokens_in, tokens_out=tokens_out,
         )  # fmt: skip
-        return await self._runner.run(ops.add_message, new, write=True, bounded=True)
+        return await self._runner.run(messages.add_message, new, write=True, bounded=True)
 
     async def get_messages(
         self, session_id: str, *, before: int | None = None, limit: int | None = None
@@ -199,7 +203,7 @@ class SqlAlchemyCheckpointStore:
         check_count("limit", limit)
         # Newest first by id: a ``before`` far back may pass over many newer messages.
         bounded = before is None and is_short_page(limit)
-        return await self._runner.run(ops.get_messages, session_id, before, limit, write=False, bounded=bounded)
+        return await self._runner.run(messages.get_messages, session_id, before, limit, write=False, bounded=bounded)
 
     # --- checkpoints --------------------------------------------------------------------
 
@@ -234,7 +238,7 @@ class SqlAlchemyCheckpointStore:
             node_results=node_results, pending_nodes=pending_nodes, source=source,
             parent_id=parent_id, node_id=node_id, cycle_state=cycle_state,
         )  # fmt: skip
-        return await self._runner.run(ops.save_checkpoint, new, write=True, bounded=True)
+        return await self._runner.run(checkpoints.save_checkpoint, new, write=True, bounded=True)
 
     async def get_checkpoint(self, checkpoint_id: str) -> Checkpoint | None:
         """The checkpoint with this id, or None.
@@ -244,7 +248,7 @@ class SqlAlchemyCheckpointStore:
                 of the wrong shape raises it when ``node_results`` is first used.
         """
         check_text("checkpoint_id", checkpoint_id)
-        return await self._runner.run(ops.get_checkpoint, checkpoint_id, write=False, bounded=True)
+        return await self._runner.run(checkpoints.get_checkpoint, checkpoint_id, write=False, bounded=True)
 
     async def get_latest_checkpoint(self, session_id: str, namespace: str | None = None) -> Checkpoint | None:
         """The checkpoint with the highest step (ties: newest, then highest version), in
@@ -256,7 +260,9 @@ class SqlAlchemyCheckpointStore:
         """
         check_text("session_id", session_id)
         check_text("namespace", namespace, optional=True)
-        return await self._runner.run(ops.get_latest_checkpoint, session_id, namespace, write=False, bounded=True)
+        return await self._runner.run(
+            checkpoints.get_latest_checkpoint, session_id, namespace, write=False, bounded=True
+        )
 
     async def list_checkpoints(
         self, session_id: str, *, namespace: str | None = None, limit: int | None = None
@@ -274,7 +280,7 @@ class SqlAlchemyCheckpointStore:
         check_count("limit", limit)
         # Not bounded, even with a small limit: checkpoints can be large, and decoding a page
         # of them (2 ms for 100 of 5.5 KB, more for larger ones) belongs off the event loop.
-        return await self._runner.run(ops.list_checkpoints, session_id, namespace, limit, write=False)
+        return await self._runner.run(checkpoints.list_checkpoints, session_id, namespace, limit, write=False)
 
     async def fork(self, checkpoint_id: str, *, title: str | None = None) -> Session:
         """Start a new session from a checkpoint.
@@ -290,7 +296,7 @@ class SqlAlchemyCheckpointStore:
         """
         check_text("checkpoint_id", checkpoint_id)
         check_text("title", title, optional=True)
-        return await self._runner.run(ops.fork, checkpoint_id, title, write=True)
+        return await self._runner.run(forks.fork, checkpoint_id, title, write=True)
 
     # --- operator tooling ---------------------------------------------------------------
 
@@ -314,7 +320,7 @@ class SqlAlchemyCheckpointStore:
         check_text("workspace_id", workspace_id, optional=True)
         check_count("limit", limit)
         check_text("search", search, optional=True)
-        return await self._runner.run(admin.session_summaries, workspace_id, limit, cursor, search, write=False)
+        return await self._runner.run(summaries.session_summaries, workspace_id, limit, cursor, search, write=False)
 
     async def continue_latest(self, workspace_id: str | None = None) -> SessionState | None:
         """The most recently updated session (in ``workspace_id``, if given) with all its
@@ -324,7 +330,7 @@ class SqlAlchemyCheckpointStore:
             CheckpointCorruptionError: stored JSON cannot be decoded.
         """
         check_text("workspace_id", workspace_id, optional=True)
-        return await self._runner.run(admin.continue_latest, workspace_id, write=False)
+        return await self._runner.run(summaries.continue_latest, workspace_id, write=False)
 
     async def prune(
         self,
@@ -337,7 +343,7 @@ class SqlAlchemyCheckpointStore:
         dry_run: bool = False,
         batch_size: int = 500,
         vacuum: bool = False,
-        progress: transfer.Progress | None = None,
+        progress: Progress | None = None,
     ) -> PruneReport:
         """Delete old data; with ``dry_run``, only report what would go.
 
@@ -365,38 +371,14 @@ class SqlAlchemyCheckpointStore:
             raise ValueError("prune: give keep_last, checkpoints_before or sessions_idle_before")
         if type(batch_size) is not int or batch_size < 1:
             raise ValueError(f"batch_size: must be a positive int, got {batch_size!r}")
-        policy = admin.PrunePolicy(keep_last, checkpoints_before, sessions_idle_before, workspace_id, protect_lineage)
-        plan = await self._runner.run(admin.plan_prune, policy, write=False)
-        report = PruneReport(
-            dry_run=True, sessions=len(plan.session_ids),
-            checkpoints=len(plan.checkpoint_ids) + plan.session_checkpoints, messages=plan.messages,
-            protected_checkpoints=plan.protected, session_ids=plan.session_ids,
+        policy = retention.PrunePolicy(
+            keep_last, checkpoints_before, sessions_idle_before, workspace_id, protect_lineage
+        )
+        job = retention.prune(
+            policy, dry_run=dry_run, batch_size=batch_size, vacuum=vacuum,
+            dialect_name=self._runner.dialect_name, progress=progress,
         )  # fmt: skip
-        if dry_run:
-            return report
-        total = len(plan.checkpoint_ids) + len(plan.session_ids)
-        deleted = [0, 0, 0]  # sessions, checkpoints, messages
-        for start in range(0, len(plan.checkpoint_ids), batch_size):
-            batch = plan.checkpoint_ids[start : start + batch_size]
-            deleted[1] += await self._runner.run(admin.delete_checkpoints, batch, plan.planned_at, write=True)
-            if progress is not None:
-                progress(start + len(batch), total)
-        for start in range(0, len(plan.session_ids), batch_size):
-            batch = plan.session_ids[start : start + batch_size]
-            counts = await self._runner.run(
-                admin.delete_idle_sessions, batch, sessions_idle_before, plan.planned_at, write=True
-            )
-            deleted = [done + more for done, more in zip(deleted, counts, strict=True)]
-            if progress is not None:
-                progress(len(plan.checkpoint_ids) + start + len(batch), total)
-        if vacuum:
-            await self._runner.run(admin.vacuum, write=False)
-        return report.model_copy(
-            update={
-                "dry_run": False, "sessions": deleted[0], "checkpoints": deleted[1], "messages": deleted[2],
-                "vacuumed": vacuum and self._runner.dialect_name == "sqlite",
-            }
-        )  # fmt: skip
+        return await self._runner.drive(job)
 
     async def export_sessions(
         self,
@@ -404,12 +386,13 @@ class SqlAlchemyCheckpointStore:
         *,
         workspace_id: str | None = None,
         session_ids: list[str] | None = None,
-        progress: transfer.Progress | None = None,
+        progress: Progress | None = None,
     ) -> TransferReport:
         """Write sessions with their messages and checkpoints to ``target`` (a path, ``.gz``
         for gzip, or a binary file object) in the versioned JSON Lines format of
         ``obsku_checkpoint_sqlite.transfer``. All sessions unless ``workspace_id`` or
-        ``session_ids`` narrow it. Streams: memory does not grow with the database.
+        ``session_ids`` narrow it. Streams: memory does not grow with the database. On the
+        async face it runs in a worker thread, off the event loop.
 
         Raises:
             OSError: the file cannot be written.
@@ -418,13 +401,8 @@ class SqlAlchemyCheckpointStore:
         if session_ids is not None:
             for session_id in session_ids:
                 check_text("session_ids", session_id)
-        return await self._runner.run(
-            transfer.export_sessions,
-            target,
-            workspace_id,
-            session_ids,
-            progress,
-            write=False,
+        return await self._runner.offload(
+            transfer.export_sessions, target, workspace_id, session_ids, progress, write=False
         )
 
     async def import_sessions(
@@ -433,7 +411,7 @@ class SqlAlchemyCheckpointStore:
         *,
         new_ids: bool = False,
         on_conflict: transfer.OnConflict = "fail",
-        progress: transfer.Progress | None = None,
+        progress: Progress | None = None,
     ) -> TransferReport:
         """Read an export file (``.gz`` for gzip) into this database, in one transaction:
         on any error nothing is imported.
@@ -442,7 +420,8 @@ class SqlAlchemyCheckpointStore:
         makes the import fail (``on_conflict="fail"``, the default: importing a file twice
         fails and changes nothing) or is skipped with its rows (``"skip"``: importing twice
         is a no-op). With ``new_ids``, every row gets a fresh id and references inside the
-        file follow, so the file can be imported any number of times, as copies.
+        file follow, so the file can be imported any number of times, as copies. On the
+        async face it runs in a worker thread, off the event loop.
 
         Raises:
             ExportFormatError: the file is corrupt, truncated or of a newer format; its
@@ -452,20 +431,21 @@ class SqlAlchemyCheckpointStore:
         """
         if on_conflict not in ("fail", "skip"):
             raise ValueError(f"on_conflict: 'fail' or 'skip', got {on_conflict!r}")
-        return await self._runner.run(transfer.import_sessions, source, new_ids, on_conflict, progress, write=True)
+        return await self._runner.offload(transfer.import_sessions, source, new_ids, on_conflict, progress, write=True)
 
     async def copy_to(
         self,
         target_url: str | URL,
         *,
         batch_size: int = transfer.BATCH_SIZE,
-        progress: transfer.Progress | None = None,
+        progress: Progress | None = None,
     ) -> TransferReport:
         """Copy everything in this database into the empty database at ``target_url``.
 
         The target is brought to the head schema, written in one transaction in batches
         from one snapshot of this database, and its row counts checked against it. Ids
-        are kept. The target is written through a blocking engine.
+        are kept. On the async face the copy runs in a worker thread, through blocking
+        engines for both databases.
 
         Raises:
             ImportConflictError: the target holds sessions already.
@@ -475,7 +455,7 @@ class SqlAlchemyCheckpointStore:
         """
         if type(batch_size) is not int or batch_size < 1:
             raise ValueError(f"batch_size: must be a positive int, got {batch_size!r}")
-        return await self._runner.run(transfer.copy_to, target_url, batch_size, progress, write=False)
+        return await self._runner.copy_to(target_url, batch_size, progress)
 
 
 class SqliteCheckpointStore(SqlAlchemyCheckpointStore):

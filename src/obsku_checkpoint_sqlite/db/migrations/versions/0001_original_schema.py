@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from obsku_checkpoint_sqlite.types import Key, Payload, millis
+from obsku_checkpoint_sqlite.db.types import Key, Payload, millis
 
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None

@@ -3,7 +3,7 @@
 The columns and index names of the first migration are exactly those of
 ``@obsku/checkpoint-sqlite``, so a database file moves between the two packages.
 Later migrations only add nullable columns and indexes, which the original ignores.
-Models hold no logic: conversion to DTOs happens in ``_operations``.
+Models hold no logic: conversion to DTOs happens in ``db.rows``.
 """
 
 from __future__ import annotations

@@ -347,3 +347,29 @@ def check_text(name: str, value: str | None, *, optional: bool = False) -> None:
         return
     expected = "a str or None" if optional else "a str"
     raise TypeError(f"{name}: expected {expected}, got {type(value).__name__}")
+
+
+def checkpoint_diff(before: Checkpoint, after: Checkpoint) -> dict[str, Any]:
+    """What differs between two checkpoints' node results and pending nodes."""
+    old = {name: result.model_dump(mode="json") for name, result in before.node_results.items()}
+    new = {name: result.model_dump(mode="json") for name, result in after.node_results.items()}
+    changed: dict[str, dict[str, list[Any]]] = {}
+    for name in sorted(old.keys() & new.keys()):
+        fields = sorted(old[name].keys() | new[name].keys())
+        difference = {
+            key: [old[name].get(key), new[name].get(key)] for key in fields if old[name].get(key) != new[name].get(key)
+        }
+        if difference:
+            changed[name] = difference
+    return {
+        "from": before.id,
+        "to": after.id,
+        "step": [before.step, after.step],
+        "nodes": {
+            "added": sorted(new.keys() - old.keys()),
+            "removed": sorted(old.keys() - new.keys()),
+            "changed": changed,
+        },
+        "pending_added": [node for node in after.pending_nodes if node not in before.pending_nodes],
+        "pending_removed": [node for node in before.pending_nodes if node not in after.pending_nodes],
+    }

@@ -21,7 +21,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, inspect, text
 
-from .errors import SchemaError
+from ..errors import SchemaError
 from .models import Base
 
 FIRST_REVISION = "0001"
@@ -49,7 +49,7 @@ ORIGINAL_COLUMNS: dict[str, dict[str, bool]] = {
 def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:
     """An Alembic ``Config`` for the packaged migrations, bound to a connection or a URL."""
     config = Config(cmd_opts=Namespace(x=[f"url={url}"]) if url is not None else None)
-    config.set_main_option("script_location", str(files("obsku_checkpoint_sqlite") / "migrations"))
+    config.set_main_option("script_location", str(files("obsku_checkpoint_sqlite.db") / "migrations"))
     if connection is not None:
         config.attributes["connection"] = connection
     return config

@@ -12,8 +12,9 @@ import os
 from alembic import context
 from sqlalchemy import Connection
 
-from obsku_checkpoint_sqlite._engine import DEFAULT_URL, URL_ENVIRONMENT_VARIABLE, create_sync_engine
-from obsku_checkpoint_sqlite.models import Base
+from obsku_checkpoint_sqlite.runtime.engines import create_sync_engine
+from obsku_checkpoint_sqlite.runtime.urls import DEFAULT_URL, URL_ENVIRONMENT_VARIABLE
+from obsku_checkpoint_sqlite.db.models import Base
 
 config = context.config
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from obsku_checkpoint_sqlite.types import Key
+from obsku_checkpoint_sqlite.db.types import Key
 
 revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"

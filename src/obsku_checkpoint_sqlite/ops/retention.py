@@ -1,9 +1,4 @@
-"""Operations for operators: session summaries, "continue where I left off", retention.
-
-Written once over a synchronous ``Connection``, like ``_operations``; the store runs
-them in its runner's transaction. Prune is the exception that takes several: it plans
-in one read transaction and deletes in bounded batches, one transaction each.
-"""
+"""Retention: plan what a prune deletes, delete it in bounded batches, and give the space back."""
 
 from __future__ import annotations
 
@@ -12,118 +7,57 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, select
+from sqlalchemy import Connection, delete, func, select
 
-from . import _operations as ops
-from ._operations import checkpoints, messages, sessions
-from .schemas import CheckpointRef, SessionState, SessionSummary, SummaryPage
+from ..db.queries import checkpoints, messages, sessions
+from ..db.values import now_ms
+from ..dto import PruneReport
+from .jobs import Job, Progress, Step
 
-# --- summaries --------------------------------------------------------------------------
 
+def prune(
+    policy: PrunePolicy,
+    *,
+    dry_run: bool,
+    batch_size: int,
+    vacuum: bool,
+    dialect_name: str,
+    progress: Progress | None,
+) -> Job[PruneReport]:
+    """Plan in one read transaction, then delete in transactions of ``batch_size`` rows.
 
-def session_summaries(
-    conn: Connection, workspace_id: str | None, limit: int | None, cursor: str | None, search: str | None
-) -> SummaryPage:
-    """One statement for the whole page, however many sessions it holds.
-
-    The page is a CTE; message and checkpoint aggregates are joined to it, and the
-    latest checkpoint per session is picked by a window function, so nothing runs
-    per session.
+    A checkpoint that gains a child, or a session written to, after the plan is spared.
     """
-    page_query = ops.session_page_query(workspace_id, cursor, search)
-    if limit is not None:
-        page_query = page_query.limit(limit + 1)
-    page = page_query.cte("page")
-    message_stats = (
-        select(
-            messages.c.session_id,
-            func.count().label("message_count"),
-            func.max(messages.c.created_at).label("last_message_at"),
-        )
-        .join(page, page.c.id == messages.c.session_id)
-        .group_by(messages.c.session_id)
-        .subquery("message_stats")
-    )
-    ranked = (
-        select(
-            checkpoints.c.session_id,
-            checkpoints.c.id,
-            checkpoints.c.namespace,
-            checkpoints.c.step,
-            checkpoints.c.version,
-            checkpoints.c.source,
-            checkpoints.c.created_at,
-            func.count().over(partition_by=checkpoints.c.session_id).label("checkpoint_count"),
-            # The order of get_latest_checkpoint with no namespace.
-            func.row_number()
-            .over(
-                partition_by=checkpoints.c.session_id,
-                order_by=(
-                    checkpoints.c.step.desc(),
-                    checkpoints.c.created_at.desc(),
-                    checkpoints.c.version.desc(),
-                    checkpoints.c.id.desc(),
-                ),
-            )
-            .label("rank"),
-        )
-        .join(page, page.c.id == checkpoints.c.session_id)
-        .subquery("ranked")
-    )
-    query = (
-        select(
-            *page.c,
-            message_stats.c.message_count,
-            message_stats.c.last_message_at,
-            ranked.c.checkpoint_count,
-            ranked.c.id.label("checkpoint_id"),
-            ranked.c.namespace.label("checkpoint_namespace"),
-            ranked.c.step.label("checkpoint_step"),
-            ranked.c.version.label("checkpoint_version"),
-            ranked.c.source.label("checkpoint_source"),
-            ranked.c.created_at.label("checkpoint_created_at"),
-        )
-        .outerjoin(message_stats, message_stats.c.session_id == page.c.id)
-        .outerjoin(ranked, and_(ranked.c.session_id == page.c.id, ranked.c.rank == 1))
-        .order_by(page.c.updated_at.desc(), page.c.id.desc())
-    )
-    rows, next_cursor = ops.split_page(conn.execute(query).all(), limit)
-    return SummaryPage([_summary_from_row(row) for row in rows], next_cursor=next_cursor)
-
-
-def _summary_from_row(row: Any) -> SessionSummary:
-    latest = None
-    if row.checkpoint_id is not None:
-        latest = CheckpointRef(
-            id=row.checkpoint_id,
-            namespace=row.checkpoint_namespace,
-            step=row.checkpoint_step,
-            version=row.checkpoint_version,
-            source=row.checkpoint_source,
-            created_at=row.checkpoint_created_at,
-        )
-    return SessionSummary(
-        session=ops._session_from_row(row),
-        message_count=row.message_count or 0,
-        checkpoint_count=row.checkpoint_count or 0,
-        last_message_at=row.last_message_at,
-        latest_checkpoint=latest,
-    )
-
-
-def continue_latest(conn: Connection, workspace_id: str | None) -> SessionState | None:
-    page = ops.list_sessions(conn, workspace_id, 1, None, None)
-    if not page:
-        return None
-    session = page[0]
-    return SessionState(
-        session=session,
-        messages=ops.get_messages(conn, session.id, None, None),
-        latest_checkpoint=ops.get_latest_checkpoint(conn, session.id, None),
-    )
-
-
-# --- retention --------------------------------------------------------------------------
+    plan: PrunePlan = yield Step(plan_prune, (policy,))
+    report = PruneReport(
+        dry_run=True, sessions=len(plan.session_ids),
+        checkpoints=len(plan.checkpoint_ids) + plan.session_checkpoints, messages=plan.messages,
+        protected_checkpoints=plan.protected, session_ids=plan.session_ids,
+    )  # fmt: skip
+    if dry_run:
+        return report
+    total = len(plan.checkpoint_ids) + len(plan.session_ids)
+    deleted = [0, 0, 0]  # sessions, checkpoints, messages
+    for start in range(0, len(plan.checkpoint_ids), batch_size):
+        batch = plan.checkpoint_ids[start : start + batch_size]
+        deleted[1] += yield Step(delete_checkpoints, (batch, plan.planned_at), write=True)
+        if progress is not None:
+            progress(start + len(batch), total)
+    for start in range(0, len(plan.session_ids), batch_size):
+        batch = plan.session_ids[start : start + batch_size]
+        counts = yield Step(delete_idle_sessions, (batch, policy.sessions_idle_before, plan.planned_at), write=True)
+        deleted = [done + more for done, more in zip(deleted, counts, strict=True)]
+        if progress is not None:
+            progress(len(plan.checkpoint_ids) + start + len(batch), total)
+    vacuumed = vacuum and dialect_name == "sqlite"
+    if vacuumed:
+        yield Step(vacuum_file, transaction=False)
+    return report.model_copy(
+        update={
+            "dry_run": False, "sessions": deleted[0], "checkpoints": deleted[1], "messages": deleted[2],
+            "vacuumed": vacuumed,
+        }
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -161,7 +95,7 @@ def plan_prune(conn: Connection, policy: PrunePolicy) -> PrunePlan:
     session, whose fork origin and other checkpoints are then kept too. Memory holds
     the ids of the selected rows and of forked sessions, never payloads.
     """
-    planned_at = ops.now_ms()
+    planned_at = now_ms()
     idle: set[str] = set()
     if policy.sessions_idle_before is not None:
         query = select(sessions.c.id).where(sessions.c.updated_at < policy.sessions_idle_before)
@@ -309,17 +243,10 @@ def delete_idle_sessions(
     return int(deleted_sessions), int(deleted_checkpoints), int(deleted_messages)
 
 
-def vacuum(conn: Connection) -> None:
-    """Give the space of deleted rows back to the file system (SQLite only; elsewhere a no-op).
-
-    VACUUM cannot run inside a transaction: this ends the runner's (empty) one on the
-    raw connection, vacuums, and opens another for the runner to commit.
-    """
-    if conn.dialect.name != "sqlite":
-        return
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+def vacuum_file(dbapi_connection: Any) -> None:
+    """Give the space of deleted rows back to the file system (SQLite, outside a transaction)."""
+    cursor = dbapi_connection.cursor()
     try:
-        for statement in ("COMMIT", "VACUUM", "BEGIN"):
-            cursor.execute(statement)
+        cursor.execute("VACUUM")
     finally:
         cursor.close()

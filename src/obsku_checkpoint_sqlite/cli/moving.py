@@ -1,0 +1,75 @@
+"""Commands that move data: export, import, copy."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..transfer import copy_database
+from .application import JsonOption, app, database_url, err, handled, open_store, out, progress_bar, require_existing
+from .render import count, print_json, rows_moved
+
+
+@app.command("export")
+@handled
+def export_command(
+    ctx: typer.Context,
+    output: Annotated[str, typer.Argument(help="The file to write (.gz to compress), or - for standard output.")] = "-",
+    workspace: Annotated[str | None, typer.Option("--workspace", "-w", help="Only this workspace.")] = None,
+    session: Annotated[list[str] | None, typer.Option("--session", help="Only this session (repeatable).")] = None,
+) -> None:
+    """Write sessions, messages and checkpoints to a JSON Lines file."""
+    with open_store(ctx) as store, progress_bar("Exporting sessions") as progress:
+        target = sys.stdout.buffer if output == "-" else output
+        report = store.export_sessions(target, workspace_id=workspace, session_ids=session or None, progress=progress)
+    where = "standard output" if output == "-" else output
+    err.print(f"Exported {rows_moved(report)} to {where}.")
+
+
+@app.command("import")
+@handled
+def import_command(
+    ctx: typer.Context,
+    source: Annotated[Path, typer.Argument(help="An export file (.gz if compressed).", show_default=False)],
+    new_ids: Annotated[bool, typer.Option("--new-ids", help="Import a copy under fresh ids.")] = False,
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing", help="Leave sessions whose id exists alone instead of failing.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Read an export file into the database: all of it, or on any error nothing."""
+    with open_store(ctx, create=True) as store, progress_bar("Importing") as progress:
+        report = store.import_sessions(
+            source, new_ids=new_ids, on_conflict="skip" if skip_existing else "fail", progress=progress
+        )
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+        return
+    out.print(
+        f"Imported {rows_moved(report)}."
+        + (f" Skipped {count(report.skipped_sessions, 'existing session')}." if report.skipped_sessions else "")
+    )
+
+
+@app.command()
+@handled
+def copy(
+    source_url: Annotated[str, typer.Argument(help="The database to copy from.", show_default=False)],
+    target_url: Annotated[str, typer.Argument(help="An empty database to copy into.", show_default=False)],
+    as_json: JsonOption = False,
+) -> None:
+    """Copy a whole database into another, e.g. a SQLite file into PostgreSQL.
+
+    The target gets the schema, every row with its id, and a count check at the end.
+    """
+    source_url, target_url = database_url(source_url), database_url(target_url)
+    require_existing(source_url)
+    with progress_bar("Copying rows") as progress:
+        report = copy_database(source_url, target_url, progress=progress)
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+        return
+    out.print(f"Copied {rows_moved(report)}; counts verified.")

@@ -1,0 +1,201 @@
+"""Commands that read: sessions, show, messages, checkpoints, checkpoint, diff."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from ..dto import Checkpoint, checkpoint_diff
+from ..sync import SqlAlchemyCheckpointStore
+from .application import CliError, JsonOption, SessionArgument, app, handled, open_store, out
+from .render import checkpoint_ref, checkpoints_table, local_time, messages_table, print_json
+
+
+@app.command()
+@handled
+def sessions(
+    ctx: typer.Context,
+    workspace: Annotated[str | None, typer.Option("--workspace", "-w", help="Only this workspace.")] = None,
+    search: Annotated[
+        str | None, typer.Option("--search", "-s", help="Match title, directory or id (any case).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Sessions per page.")] = 20,
+    cursor: Annotated[str | None, typer.Option("--cursor", help="The next page, as printed under the table.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List sessions, most recently updated first, with their counts and where they stand."""
+    with open_store(ctx) as store:
+        page = store.session_summaries(workspace, limit=limit, cursor=cursor, search=search)
+    if as_json:
+        print_json({"sessions": [item.model_dump(mode="json") for item in page], "next_cursor": page.next_cursor})
+        return
+    if not page:
+        out.print("No sessions." if cursor is None else "No more sessions.")
+        return
+    table = Table(box=None, header_style="bold")
+    table.add_column("ID", no_wrap=True, style="cyan")
+    table.add_column("Title", min_width=12, ratio=1)
+    table.add_column("Workspace")
+    table.add_column("Msgs", justify="right")
+    table.add_column("Ckpts", justify="right")
+    table.add_column("Step", justify="right")
+    table.add_column("Updated", no_wrap=True)
+    for item in page:
+        session = item.session
+        latest = item.latest_checkpoint
+        title = session.title or ""
+        if session.forked_from_session_id:
+            title += " [dim](fork)[/dim]"
+        table.add_row(
+            session.id, title, session.workspace_id or "", str(item.message_count), str(item.checkpoint_count),
+            "-" if latest is None else str(latest.step), local_time(session.updated_at),
+        )  # fmt: skip
+    out.print(table)
+    if page.next_cursor:
+        out.print(f"\nMore: obsku-checkpoint sessions --cursor {page.next_cursor}", style="dim")
+
+
+@app.command()
+@handled
+def show(
+    ctx: typer.Context,
+    session_id: SessionArgument,
+    last: Annotated[int, typer.Option("--messages", "-m", min=0, help="How many recent messages to show.")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a session: its details, recent messages and checkpoints."""
+    with open_store(ctx) as store:
+        session = store.get_session(session_id)
+        if session is None:
+            raise CliError(f"Session not found: {session_id}")
+        recent = store.get_messages(session_id, limit=last)
+        saved = store.list_checkpoints(session_id, limit=20)
+    if as_json:
+        print_json(
+            {
+                "session": session.model_dump(mode="json"),
+                "messages": [message.model_dump(mode="json") for message in recent],
+                "checkpoints": [checkpoint_ref(checkpoint) for checkpoint in saved],
+            }
+        )
+        return
+    out.print(f"[bold]{escape(session.title or '(untitled)')}[/bold]  [cyan]{session.id}[/cyan]")
+    details = [
+        ("Directory", session.directory),
+        ("Workspace", session.workspace_id or "-"),
+        ("Created", local_time(session.created_at)),
+        ("Updated", local_time(session.updated_at)),
+    ]
+    if session.forked_from_session_id:
+        details.append(("Forked from", f"{session.forked_from_session_id} at {session.forked_from_checkpoint_id}"))
+    if session.metadata:
+        details.append(("Metadata", json.dumps(session.metadata, ensure_ascii=False)))
+    for label, value in details:
+        out.print(f"  [dim]{label + ':':<12}[/dim] {escape(value)}")
+    out.print(f"\n[bold]Recent messages[/bold] (last {len(recent)})")
+    out.print(messages_table(recent) if recent else "  none")
+    out.print("\n[bold]Checkpoints[/bold] (latest first)")
+    out.print(checkpoints_table(saved) if saved else "  none")
+
+
+@app.command()
+@handled
+def messages(
+    ctx: typer.Context,
+    session_id: SessionArgument,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=0, help="Only the last N messages.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List a session's messages, oldest first."""
+    with open_store(ctx) as store:
+        found = store.get_messages(session_id, limit=limit)
+    if as_json:
+        print_json([message.model_dump(mode="json") for message in found])
+        return
+    out.print(messages_table(found, width=100) if found else "No messages.")
+
+
+@app.command()
+@handled
+def checkpoints(
+    ctx: typer.Context,
+    session_id: SessionArgument,
+    namespace: Annotated[str | None, typer.Option("--namespace", help="Only this namespace.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=0, help="Only the latest N.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List a session's checkpoints, latest first."""
+    with open_store(ctx) as store:
+        found = store.list_checkpoints(session_id, namespace=namespace, limit=limit)
+    if as_json:
+        print_json([checkpoint_ref(checkpoint) for checkpoint in found])
+        return
+    out.print(checkpoints_table(found) if found else "No checkpoints.")
+
+
+@app.command()
+@handled
+def checkpoint(
+    ctx: typer.Context,
+    checkpoint_id: Annotated[str, typer.Argument(help="A checkpoint id.", show_default=False)],
+    as_json: JsonOption = False,
+) -> None:
+    """Print a checkpoint's full state as JSON."""
+    with open_store(ctx) as store:
+        found = require_checkpoint(store, checkpoint_id)
+    data = found.model_dump(mode="json")
+    if as_json or not out.is_terminal:
+        print_json(data)
+    else:
+        out.print_json(data=data)
+
+
+@app.command()
+@handled
+def diff(
+    ctx: typer.Context,
+    first: Annotated[str, typer.Argument(help="The older checkpoint id.", show_default=False)],
+    second: Annotated[str, typer.Argument(help="The newer checkpoint id.", show_default=False)],
+    as_json: JsonOption = False,
+) -> None:
+    """Show what changed between two checkpoints: node results and pending nodes."""
+    with open_store(ctx) as store:
+        before = require_checkpoint(store, first)
+        after = require_checkpoint(store, second)
+    changes = checkpoint_diff(before, after)
+    if as_json:
+        print_json(changes)
+        return
+    out.print(
+        f"step {before.step} → {after.step}, version {before.version} → {after.version}, "
+        f"source {before.source} → {after.source}"
+    )
+    nodes = changes["nodes"]
+    if not any(nodes.values()) and not changes["pending_added"] and not changes["pending_removed"]:
+        out.print("No change in node results or pending nodes.")
+        return
+    for name in nodes["added"]:
+        out.print(f"[green]+ {escape(name)}[/green]  {after.node_results[name].status}")
+    for name in nodes["removed"]:
+        out.print(f"[red]- {escape(name)}[/red]  was {before.node_results[name].status}")
+    for name, change in nodes["changed"].items():
+        parts = [f"{key} {value[0]!r} → {value[1]!r}" for key, value in change.items() if key != "output"]
+        if "output" in change:
+            parts.append("output changed")
+        out.print(f"[yellow]~ {escape(name)}[/yellow]  {escape(', '.join(parts))}")
+    if changes["pending_added"] or changes["pending_removed"]:
+        out.print(f"pending: +{changes['pending_added'] or '[]'} -{changes['pending_removed'] or '[]'}", markup=False)
+
+
+def require_checkpoint(store: SqlAlchemyCheckpointStore, checkpoint_id: str) -> Checkpoint:
+    found = store.get_checkpoint(checkpoint_id)
+    if found is None:
+        raise CliError(f"Checkpoint not found: {checkpoint_id}")
+    # Node results are validated on first use: use them here, so a corrupt one reports
+    # as the CheckpointCorruptionError it is, not wrapped by pydantic's serializer.
+    len(found.node_results)
+    return found

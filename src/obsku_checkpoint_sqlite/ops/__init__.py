@@ -1,0 +1,7 @@
+"""The operations, one module per subject, each a function ``op(conn, ...)`` over a blocking
+SQLAlchemy ``Connection``.
+
+Both faces run the same functions: a runner opens the transaction, calls the operation,
+and commits. Nothing here knows engines, threads or event loops. A job of several
+transactions (prune) is a generator of ``jobs.Step``s that a runner drives.
+"""

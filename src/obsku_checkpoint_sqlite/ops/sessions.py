@@ -1,0 +1,122 @@
+"""Sessions: create, read, update, delete, and pages of them behind an opaque cursor."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Select, delete, update
+
+from ..db import queries
+from ..db.queries import checkpoints, messages, sessions
+from ..db.rows import AnyRow, session_from_row
+from ..db.values import encode_optional, new_id, now_ms, reject_unstorable_text
+from ..dto import NewSession, Session, SessionPage
+from ..errors import SessionNotFoundError
+from ..runtime.fastpath import execute
+
+
+def create_session(conn: Connection, new: NewSession) -> Session:
+    now = now_ms()
+    row: dict[str, Any] = {
+        "id": new_id(),
+        "directory": new.directory,
+        "title": new.title,
+        "workspace_id": new.workspace_id,
+        "metadata": encode_optional(new.metadata, "metadata"),
+        "created_at": now,
+        "updated_at": now,
+        "forked_from_session_id": None,
+        "forked_from_checkpoint_id": None,
+    }
+    reject_unstorable_text(conn, {key: row[key] for key in ("directory", "title", "workspace_id")})
+    execute(conn, queries.INSERT_SESSION, row)
+    return Session(**{**row, "metadata": new.metadata})
+
+
+def get_session(conn: Connection, session_id: str) -> Session | None:
+    row = execute(conn, queries.GET_SESSION, {"session_id": session_id}).one_or_none()
+    return None if row is None else session_from_row(row)
+
+
+def require_session(conn: Connection, session_id: str, *, lock: bool = False) -> None:
+    """Raise ``SessionNotFoundError`` unless the session exists; with ``lock``, lock its row."""
+    statement = queries.LOCK_SESSION if lock else queries.SESSION_EXISTS
+    if execute(conn, statement, {"session_id": session_id}).first() is None:
+        raise SessionNotFoundError(session_id)
+
+
+def update_session(conn: Connection, session_id: str, changes: Mapping[str, Any]) -> Session:
+    values = dict(changes)
+    reject_unstorable_text(conn, {k: v for k, v in values.items() if k != "metadata"})
+    if "metadata" in values:
+        values["metadata"] = encode_optional(values["metadata"], "metadata")
+    values["updated_at"] = now_ms()
+    result = conn.execute(update(sessions).where(sessions.c.id == session_id).values(values))
+    if result.rowcount == 0:
+        raise SessionNotFoundError(session_id)
+    session = get_session(conn, session_id)
+    assert session is not None
+    return session
+
+
+def delete_session(conn: Connection, session_id: str) -> None:
+    # Explicit deletes, not only the cascade: a database adopted from elsewhere may
+    # have been built without enforced foreign keys.
+    for table in (messages, checkpoints):
+        conn.execute(delete(table).where(table.c.session_id == session_id))
+    conn.execute(delete(sessions).where(sessions.c.id == session_id))
+
+
+def list_sessions(
+    conn: Connection,
+    workspace_id: str | None,
+    limit: int | None,
+    cursor: str | None,
+    search: str | None,
+) -> SessionPage:
+    rows, next_cursor = read_page(conn, session_page_query(workspace_id, cursor, search), limit)
+    return SessionPage([session_from_row(row) for row in rows], next_cursor=next_cursor)
+
+
+def session_page_query(workspace_id: str | None, cursor: str | None, search: str | None) -> Select[Any]:
+    """The sessions after ``cursor``, most recently updated first; ``read_page`` adds the limit."""
+    after = None if cursor is None else decode_cursor(cursor)
+    pattern = "%" + _escape_like(search) + "%" if search else None
+    return queries.session_page(workspace_id, after, pattern)
+
+
+def read_page(conn: Connection, query: Select[Any], limit: int | None) -> tuple[Sequence[AnyRow], str | None]:
+    """A page of ``query``'s rows (which start with the session columns) and the next cursor."""
+    if limit is not None:
+        query = query.limit(limit + 1)
+    rows = conn.execute(query).all()
+    if limit is None or len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1].updated_at, rows[-1].id)
+
+
+def encode_cursor(updated_at: int, session_id: str) -> str:
+    """An opaque page cursor: the (updated_at, id) of the last session on the page."""
+    raw = json.dumps([updated_at, session_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    """The position an ``encode_cursor`` cursor names; ``ValueError`` for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        updated_at, session_id = json.loads(raw)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise ValueError(f"cursor: not a cursor this store returned ({cursor!r})") from exc
+    if type(updated_at) is not int or not isinstance(session_id, str):
+        raise ValueError(f"cursor: not a cursor this store returned ({cursor!r})")
+    return updated_at, session_id
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,116 @@
+"""Summaries for operators: sessions with their counts and latest checkpoint, and the session to continue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select
+
+from ..db.queries import checkpoints, messages
+from ..db.rows import session_from_row
+from ..dto import CheckpointRef, SessionState, SessionSummary, SummaryPage
+from .checkpoints import get_latest_checkpoint
+from .messages import get_messages
+from .sessions import list_sessions, read_page, session_page_query
+
+
+def session_summaries(
+    conn: Connection, workspace_id: str | None, limit: int | None, cursor: str | None, search: str | None
+) -> SummaryPage:
+    """One statement for the whole page, however many sessions it holds.
+
+    The page is a CTE; message and checkpoint aggregates are joined to it, and the
+    latest checkpoint per session is picked by a window function, so nothing runs
+    per session.
+    """
+    page_query = session_page_query(workspace_id, cursor, search)
+    if limit is not None:
+        page_query = page_query.limit(limit + 1)
+    page = page_query.cte("page")
+    message_stats = (
+        select(
+            messages.c.session_id,
+            func.count().label("message_count"),
+            func.max(messages.c.created_at).label("last_message_at"),
+        )
+        .join(page, page.c.id == messages.c.session_id)
+        .group_by(messages.c.session_id)
+        .subquery("message_stats")
+    )
+    ranked = (
+        select(
+            checkpoints.c.session_id,
+            checkpoints.c.id,
+            checkpoints.c.namespace,
+            checkpoints.c.step,
+            checkpoints.c.version,
+            checkpoints.c.source,
+            checkpoints.c.created_at,
+            func.count().over(partition_by=checkpoints.c.session_id).label("checkpoint_count"),
+            # The order of get_latest_checkpoint with no namespace.
+            func.row_number()
+            .over(
+                partition_by=checkpoints.c.session_id,
+                order_by=(
+                    checkpoints.c.step.desc(),
+                    checkpoints.c.created_at.desc(),
+                    checkpoints.c.version.desc(),
+                    checkpoints.c.id.desc(),
+                ),
+            )
+            .label("rank"),
+        )
+        .join(page, page.c.id == checkpoints.c.session_id)
+        .subquery("ranked")
+    )
+    query = (
+        select(
+            *page.c,
+            message_stats.c.message_count,
+            message_stats.c.last_message_at,
+            ranked.c.checkpoint_count,
+            ranked.c.id.label("checkpoint_id"),
+            ranked.c.namespace.label("checkpoint_namespace"),
+            ranked.c.step.label("checkpoint_step"),
+            ranked.c.version.label("checkpoint_version"),
+            ranked.c.source.label("checkpoint_source"),
+            ranked.c.created_at.label("checkpoint_created_at"),
+        )
+        .outerjoin(message_stats, message_stats.c.session_id == page.c.id)
+        .outerjoin(ranked, and_(ranked.c.session_id == page.c.id, ranked.c.rank == 1))
+        .order_by(page.c.updated_at.desc(), page.c.id.desc())
+    )
+    rows, next_cursor = read_page(conn, query, limit)
+    return SummaryPage([_summary_from_row(row) for row in rows], next_cursor=next_cursor)
+
+
+def _summary_from_row(row: Any) -> SessionSummary:
+    latest = None
+    if row.checkpoint_id is not None:
+        latest = CheckpointRef(
+            id=row.checkpoint_id,
+            namespace=row.checkpoint_namespace,
+            step=row.checkpoint_step,
+            version=row.checkpoint_version,
+            source=row.checkpoint_source,
+            created_at=row.checkpoint_created_at,
+        )
+    return SessionSummary(
+        session=session_from_row(row),
+        message_count=row.message_count or 0,
+        checkpoint_count=row.checkpoint_count or 0,
+        last_message_at=row.last_message_at,
+        latest_checkpoint=latest,
+    )
+
+
+def continue_latest(conn: Connection, workspace_id: str | None) -> SessionState | None:
+    page = list_sessions(conn, workspace_id, 1, None, None)
+    if not page:
+        return None
+    session = page[0]
+    return SessionState(
+        session=session,
+        messages=get_messages(conn, session.id, None, None),
+        latest_checkpoint=get_latest_checkpoint(conn, session.id, None),
+    )

@@ -1,0 +1,446 @@
+"""Moving data between databases: a JSON Lines export format, its import, and copy.
+
+The export format, version 1, one JSON object per line:
+
+- line 1, the header: ``{"format": "obsku-checkpoint-export", "version": 1, ...}``;
+- then, session by session in id order, ``{"type": "session", "row": {...}}``, that
+  session's messages ``{"type": "message", "row": {...}}`` in id order and its
+  checkpoints ``{"type": "checkpoint", "row": {...}}`` oldest first;
+- last, ``{"type": "end", "counts": {"sessions": S, "messages": M, "checkpoints": C}}``.
+
+A row holds every column of its table with the stored value as is (payload columns
+stay the JSON text the database holds), so an import writes back exactly what was
+read, on any dialect. The end record makes a file cut at a line boundary detectable.
+
+Export and import are operations over a ``Connection``, each run by the store's runner in
+one transaction: an import that fails leaves nothing behind. Copy reads one connection
+and writes another, both opened by the runner.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import gzip
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, Literal, Protocol
+
+import orjson
+from sqlalchemy import Column, Connection, Table, func, insert, select, text
+
+from ..db.queries import checkpoints, messages, sessions
+from ..db.values import now_ms
+from ..dto import TransferReport
+from ..errors import CheckpointStoreError, ExportFormatError, ImportConflictError
+from .jobs import Progress
+
+FORMAT = "obsku-checkpoint-export"
+FORMAT_VERSION = 1
+BATCH_SIZE = 1000
+
+ExportTarget = str | os.PathLike[str] | BinaryIO
+OnConflict = Literal["fail", "skip"]
+
+_TABLES: dict[str, Table] = {"session": sessions, "message": messages, "checkpoint": checkpoints}
+_COUNT_KEYS = {"session": "sessions", "message": "messages", "checkpoint": "checkpoints"}
+
+
+def _column_kind(column: Column[Any]) -> type:
+    return int if column.type.python_type is int else str
+
+
+# For each record type: column name -> (python type, nullable).
+_SHAPES: dict[str, dict[str, tuple[type, bool]]] = {
+    kind: {column.name: (_column_kind(column), bool(column.nullable)) for column in table.columns}
+    for kind, table in _TABLES.items()
+}
+
+
+# --- export -----------------------------------------------------------------------------
+
+
+def export_sessions(
+    conn: Connection,
+    target: ExportTarget,
+    workspace_id: str | None,
+    session_ids: list[str] | None,
+    progress: Progress | None,
+) -> TransferReport:
+    """Write the selected sessions with their messages and checkpoints to ``target``.
+
+    Sessions are read in keyset batches and each session's rows are streamed, so
+    memory holds one batch of sessions, not the database.
+    """
+    _read_one_snapshot(conn)
+    selection = select(sessions)
+    if workspace_id is not None:
+        selection = selection.where(sessions.c.workspace_id == workspace_id)
+    if session_ids is not None:
+        selection = selection.where(sessions.c.id.in_(session_ids))
+    total = conn.execute(select(func.count()).select_from(selection.subquery())).scalar_one()
+    counts = {"sessions": 0, "messages": 0, "checkpoints": 0}
+    streaming = conn.execution_options(yield_per=BATCH_SIZE)
+    from ..db import migrate  # Alembic loads only when a transfer runs, not on every import.
+
+    with _open_for_writing(target) as out:
+        header = {
+            "format": FORMAT, "version": FORMAT_VERSION, "schema_revision": migrate.head_revision(),
+            "dialect": conn.dialect.name, "exported_at": now_ms(),
+        }  # fmt: skip
+        out.write(orjson.dumps(header) + b"\n")
+        after: str | None = None
+        while True:
+            batch_query = selection.order_by(sessions.c.id).limit(BATCH_SIZE)
+            if after is not None:
+                batch_query = batch_query.where(sessions.c.id > after)
+            batch = conn.execute(batch_query).all()
+            if not batch:
+                break
+            for session in batch:
+                out.write(_record("session", session._mapping))
+                for row in streaming.execute(
+                    select(messages).where(messages.c.session_id == session.id).order_by(messages.c.id)
+                ):
+                    out.write(_record("message", row._mapping))
+                    counts["messages"] += 1
+                for row in streaming.execute(
+                    select(checkpoints)
+                    .where(checkpoints.c.session_id == session.id)
+                    .order_by(checkpoints.c.created_at, checkpoints.c.version, checkpoints.c.id)
+                ):
+                    out.write(_record("checkpoint", row._mapping))
+                    counts["checkpoints"] += 1
+                counts["sessions"] += 1
+                if progress is not None:
+                    progress(counts["sessions"], total)
+            after = batch[-1].id
+        out.write(orjson.dumps({"type": "end", "counts": counts}) + b"\n")
+    return TransferReport(**counts)
+
+
+def _read_one_snapshot(conn: Connection) -> None:
+    """Make every statement of this transaction see the same data, as one export or copy needs.
+
+    SQLite's read transaction and MariaDB's default isolation already do; PostgreSQL's
+    default, READ COMMITTED, takes a new snapshot per statement.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+
+
+def _record(kind: str, row: Any) -> bytes:
+    # Column names can be str subclasses (quoted_name), which orjson refuses as keys.
+    return orjson.dumps({"type": kind, "row": {str(key): value for key, value in row.items()}}) + b"\n"
+
+
+class _Writer(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+
+@contextlib.contextmanager
+def _open_for_writing(target: ExportTarget) -> Iterator[_Writer]:
+    if not isinstance(target, (str, os.PathLike)):
+        yield target
+        target.flush()
+        return
+    path = Path(target)
+    # Opened by the operation, so a retried export starts the file afresh.
+    with gzip.open(path, "wb") if path.suffix == ".gz" else path.open("wb") as out:
+        yield out
+
+
+# --- import -----------------------------------------------------------------------------
+
+
+class _Importer:
+    """Reads an export line by line and writes it in batches, in the caller's transaction."""
+
+    def __init__(self, conn: Connection, rekey: bool, on_conflict: OnConflict) -> None:
+        self.conn = conn
+        self.rekey = rekey
+        self.on_conflict = on_conflict
+        # Re-keyed ids are derived from the old ones, so a reference to a row later in
+        # the file (a fork's origin, a parent in another session) maps without a table.
+        self.namespace = uuid.uuid4()
+        self.session: str | None = None
+        self.skipping = False
+        self.message_ids: tuple[list[int], list[int]] = ([], [])  # old ids, new ids, ascending
+        self.pending_messages: list[tuple[int, dict[str, Any]]] = []
+        self.pending_checkpoints: list[tuple[int, dict[str, Any]]] = []
+        self.read = {"sessions": 0, "messages": 0, "checkpoints": 0}
+        self.report = {"sessions": 0, "messages": 0, "checkpoints": 0, "skipped_sessions": 0}
+
+    def new_id(self, old: str | None) -> str | None:
+        if old is None or not self.rekey:
+            return old
+        return str(uuid.uuid5(self.namespace, old))
+
+    def add(self, line: int, kind: str, row: dict[str, Any]) -> None:
+        self.read[_COUNT_KEYS[kind]] += 1
+        if kind == "session":
+            self.flush()
+            self.start_session(line, row)
+            return
+        if row["session_id"] != self.session:
+            raise ExportFormatError(line, f"a {kind} of session {row['session_id']!r} outside that session's records")
+        if self.skipping:
+            return
+        if kind == "message":
+            self.pending_messages.append((line, row))
+            if len(self.pending_messages) >= BATCH_SIZE:
+                self.flush_messages()
+        else:
+            self.flush_messages()
+            self.pending_checkpoints.append((line, row))
+            if len(self.pending_checkpoints) >= BATCH_SIZE:
+                self.flush_checkpoints()
+
+    def start_session(self, line: int, row: dict[str, Any]) -> None:
+        self.session = row["id"]
+        self.message_ids = ([], [])
+        self.skipping = False
+        if not self.rekey:
+            exists = self.conn.execute(select(sessions.c.id).where(sessions.c.id == row["id"])).first()
+            if exists is not None:
+                if self.on_conflict == "skip":
+                    self.skipping = True
+                    self.report["skipped_sessions"] += 1
+                    return
+                raise ImportConflictError(
+                    f"Export file, line {line}: session {row['id']!r} exists in the target already. "
+                    "Nothing was imported. Skip existing sessions (on_conflict='skip', --skip-existing) "
+                    "or import a copy under new ids (new_ids=True, --new-ids)."
+                )
+        values = dict(row)
+        for column in ("id", "forked_from_session_id", "forked_from_checkpoint_id"):
+            values[column] = self.new_id(values[column])
+        self.conn.execute(insert(sessions), values)
+        self.report["sessions"] += 1
+
+    def flush(self) -> None:
+        self.flush_messages()
+        self.flush_checkpoints()
+
+    def flush_messages(self) -> None:
+        if not self.pending_messages:
+            return
+        batch, self.pending_messages = self.pending_messages, []
+        session_id = self.new_id(batch[0][1]["session_id"])
+        if self.rekey:
+            rows = [{**row, "session_id": session_id} for _, row in batch]
+            for row in rows:
+                del row["id"]
+            statement = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
+            new_ids = list(self.conn.execute(statement, rows).scalars())
+            self.message_ids[0].extend(row["id"] for _, row in batch)
+            self.message_ids[1].extend(new_ids)
+        else:
+            self.refuse_existing(messages, batch)
+            self.conn.execute(insert(messages), [row for _, row in batch])
+        self.report["messages"] += len(batch)
+
+    def flush_checkpoints(self) -> None:
+        if not self.pending_checkpoints:
+            return
+        batch, self.pending_checkpoints = self.pending_checkpoints, []
+        if self.rekey:
+            rows = [self.rekey_checkpoint(row) for _, row in batch]
+        else:
+            self.refuse_existing(checkpoints, batch)
+            rows = [row for _, row in batch]
+        self.conn.execute(insert(checkpoints), rows)
+        self.report["checkpoints"] += len(batch)
+
+    def rekey_checkpoint(self, row: dict[str, Any]) -> dict[str, Any]:
+        values = dict(row)
+        for column in ("id", "session_id", "parent_id"):
+            values[column] = self.new_id(values[column])
+        watermark = values["last_message_id"]
+        if watermark is not None:
+            # The fork watermark names the newest message the checkpoint saw: the new id
+            # of the newest imported message at or before it keeps the same cut.
+            old_ids, new_ids = self.message_ids
+            position = bisect.bisect_right(old_ids, watermark)
+            values["last_message_id"] = new_ids[position - 1] if position else 0
+        return values
+
+    def refuse_existing(self, table: Table, batch: list[tuple[int, dict[str, Any]]]) -> None:
+        ids = [row["id"] for _, row in batch]
+        taken = set(self.conn.execute(select(table.c.id).where(table.c.id.in_(ids))).scalars())
+        if not taken:
+            return
+        line, row = next((line, row) for line, row in batch if row["id"] in taken)
+        raise ImportConflictError(
+            f"Export file, line {line}: {table.name[:-1]} id {row['id']!r} exists in the target already, "
+            f"in another session. Nothing was imported. Import a copy under new ids (new_ids=True, --new-ids)."
+        )
+
+    def finish(self) -> None:
+        self.flush()
+        if not self.rekey:
+            _advance_message_ids(self.conn)
+
+
+def _advance_message_ids(conn: Connection) -> None:
+    """Move PostgreSQL's message id sequence past ids written explicitly.
+
+    Explicit ids do not advance the sequence: the next add_message would collide with
+    an imported message. Only ever forward: MAX(id) does not see ids other writers hold
+    uncommitted, and moving the sequence back below one of them makes a later
+    add_message collide with it. SQLite and MariaDB advance their counters themselves.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text(
+                "SELECT setval(pg_get_serial_sequence('messages', 'id'), GREATEST("
+                "(SELECT COALESCE(MAX(id), 0) + 1 FROM messages), "
+                "nextval(pg_get_serial_sequence('messages', 'id'))), false)"
+            )
+        )
+
+
+def import_sessions(
+    conn: Connection,
+    source: str | os.PathLike[str],
+    rekey: bool,
+    on_conflict: OnConflict,
+    progress: Progress | None,
+) -> TransferReport:
+    """Read the export at ``source`` into the database, all of it or (on any error) nothing."""
+    path = Path(source)
+    total = path.stat().st_size
+    importer = _Importer(conn, rekey, on_conflict)
+    ended = False
+    line_number = 0
+    with path.open("rb") as raw, _decompressed(raw, path) as stream:
+        for line_number, line in enumerate(stream, start=1):
+            record = _parse(line_number, line)
+            if line_number == 1:
+                _check_header(record)
+                continue
+            if ended:
+                raise ExportFormatError(line_number, "data after the end record")
+            kind = record.get("type")
+            if kind == "end":
+                _check_counts(line_number, record, importer.read)
+                ended = True
+            else:
+                importer.add(line_number, *_check_row(line_number, record))
+            if progress is not None and line_number % BATCH_SIZE == 0:
+                progress(raw.tell(), total)
+    if line_number == 0:
+        raise ExportFormatError(1, "the file is empty")
+    if not ended:
+        raise ExportFormatError(
+            line_number + 1, "the file ends before its end record: it is truncated; nothing was imported"
+        )
+    importer.finish()
+    if progress is not None:
+        progress(total, total)
+    return TransferReport(**importer.report)
+
+
+def _decompressed(raw: BinaryIO, path: Path) -> contextlib.AbstractContextManager[Iterable[bytes]]:
+    if path.suffix == ".gz":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    return contextlib.nullcontext(raw)
+
+
+def _parse(line_number: int, line: bytes) -> dict[str, Any]:
+    if not line.endswith(b"\n"):
+        raise ExportFormatError(line_number, "the line is cut short: the file is truncated; nothing was imported")
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise ExportFormatError(line_number, f"not valid JSON ({exc}); nothing was imported") from None
+    if not isinstance(record, dict):
+        raise ExportFormatError(line_number, "expected a JSON object; nothing was imported")
+    return record
+
+
+def _check_header(record: dict[str, Any]) -> None:
+    if record.get("format") != FORMAT:
+        raise ExportFormatError(1, f"not an obsku-checkpoint export (no {FORMAT!r} header)")
+    version = record.get("version")
+    if type(version) is not int or version < 1:
+        raise ExportFormatError(1, f"invalid format version {version!r}")
+    if version > FORMAT_VERSION:
+        raise ExportFormatError(
+            1,
+            f"format version {version} is newer than this package reads ({FORMAT_VERSION}): "
+            'upgrade it (pip install -U "obsku-checkpoint-sqlite")',
+        )
+
+
+def _check_row(line_number: int, record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    kind = record.get("type")
+    shape = _SHAPES.get(kind) if isinstance(kind, str) else None
+    row = record.get("row")
+    if shape is None or not isinstance(row, dict):
+        raise ExportFormatError(line_number, f"unknown record {str(record)[:80]!r}; nothing was imported")
+    if row.keys() != shape.keys():
+        difference = sorted(set(row) ^ set(shape))
+        raise ExportFormatError(line_number, f"a {kind} with wrong columns ({', '.join(difference)})")
+    for name, value in row.items():
+        expected, nullable = shape[name]
+        if value is None and nullable:
+            continue
+        if type(value) is not expected:
+            raise ExportFormatError(
+                line_number, f"{kind} column {name}: expected {expected.__name__}, got {value!r:.60}"
+            )
+    assert isinstance(kind, str)
+    return kind, row
+
+
+def _check_counts(line_number: int, record: dict[str, Any], read: dict[str, int]) -> None:
+    if record.get("counts") != read:
+        raise ExportFormatError(line_number, f"the end record counts {record.get('counts')} but the file holds {read}")
+
+
+# --- copy -------------------------------------------------------------------------------
+
+
+def prepare_copy_target(target: Connection) -> None:
+    """Bring the target to the head schema and refuse it unless it holds no sessions."""
+    from ..db import migrate
+
+    migrate.ensure_schema(target)
+
+
+def copy_rows(source: Connection, target: Connection, batch_size: int, progress: Progress | None) -> TransferReport:
+    """Copy every row from ``source`` into ``target``, an empty database at the head schema.
+
+    The source is read in one snapshot; the target is written in its caller's transaction,
+    in batches, and its row counts compared with the source's before that commits.
+    """
+    _read_one_snapshot(source)
+    existing = target.execute(select(func.count()).select_from(sessions)).scalar_one()
+    if existing:
+        raise ImportConflictError(
+            f"The target database holds {existing} sessions already: copy needs an empty one. "
+            "To merge into it, use export and import."
+        )
+    tables = (sessions, messages, checkpoints)
+    totals = {table.name: source.execute(select(func.count()).select_from(table)).scalar_one() for table in tables}
+    grand_total = sum(totals.values())
+    done = 0
+    for table in tables:
+        primary_key = table.primary_key.columns.values()[0]
+        result = source.execution_options(yield_per=batch_size).execute(select(table).order_by(primary_key))
+        for partition in result.partitions():
+            target.execute(insert(table), [dict(row._mapping) for row in partition])
+            done += len(partition)
+            if progress is not None:
+                progress(done, grand_total)
+    _advance_message_ids(target)
+    copied = {table.name: target.execute(select(func.count()).select_from(table)).scalar_one() for table in tables}
+    if copied != totals:
+        raise CheckpointStoreError(
+            f"Copy verification failed: the source holds {totals} rows, the target {copied}; "
+            "the target was left unchanged"
+        )
+    return TransferReport(sessions=totals["sessions"], messages=totals["messages"], checkpoints=totals["checkpoints"])

@@ -1,0 +1,241 @@
+"""The blocking runner: each operation in a transaction of its own on a synchronous engine.
+
+An operation is a plain function ``op(conn, *args)`` over a synchronous SQLAlchemy
+``Connection``. The runner opens a connection, begins a transaction, calls the
+operation, commits, and on failure rolls back, retries what is safe to retry and
+translates SQLAlchemy's errors into the store's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import URL, Connection, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool, StaticPool
+
+from ..dto import TransferReport
+from ..ops import transfer
+from ..ops.jobs import Job, Progress, Step
+from .engines import configure_engine, create_sync_engine
+from .failures import retry_delay, translate
+from .sqlite import WRITE_OPTION
+
+T = TypeVar("T")
+Operation = Callable[..., T]
+
+logger = logging.getLogger("obsku_checkpoint_sqlite")
+
+# The largest page an operation counts as bounded: the async face on SQLite may read it
+# on the event loop (see async_runners.ThreadRunner).
+INLINE_PAGE_ROWS = 100
+
+
+def is_short_page(limit: int | None) -> bool:
+    """Whether a listing with this ``limit`` is small enough to count as bounded."""
+    return limit is not None and limit <= INLINE_PAGE_ROWS
+
+
+class SyncRunner:
+    """Runs operations on a synchronous engine, one transaction each.
+
+    Before the first operation it brings the schema to head (or, with
+    ``auto_migrate=False``, checks that it is there).
+    """
+
+    def __init__(self, engine: Engine, *, owns_engine: bool, auto_migrate: bool = True) -> None:
+        self.engine = engine
+        self.dialect_name = engine.dialect.name
+        self._owns_engine = owns_engine
+        self._auto_migrate = auto_migrate
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+        # A StaticPool hands the same connection to every thread: take turns.
+        self._turns = threading.Lock() if isinstance(engine.pool, StaticPool) else None
+        # On a SQLite engine of its own the runner keeps connections between operations:
+        # a pool checkout and checkin cost a third of a short operation. Not on servers,
+        # where the pool's pre-ping is what finds a connection the server dropped, nor
+        # on a caller's engine, whose pool the caller sized for its own use.
+        self._idle: list[Connection] | None = None
+        if owns_engine and self.dialect_name == "sqlite":
+            self._idle = []
+            self._idle_limit = engine.pool.size() if isinstance(engine.pool, QueuePool) else 1
+
+    @property
+    def schema_ready(self) -> bool:
+        return self._schema_ready
+
+    @property
+    def single_connection(self) -> bool:
+        """True when every operation shares one connection (an in-memory database)."""
+        return self._turns is not None
+
+    def run(self, operation: Operation[T], *args: Any, write: bool, bounded: bool = False) -> T:
+        """Run ``operation`` in a transaction of its own, retrying it on lock contention.
+
+        ``bounded`` says the operation touches a bounded number of rows; only the async
+        face on SQLite uses it (see ``ThreadRunner``).
+        """
+        if not self._schema_ready:
+            self._prepare_schema()
+        return self._run_with_retry(operation, args, write)
+
+    def offload(self, operation: Operation[T], *args: Any, write: bool) -> T:
+        """``run``: a blocking runner has no event loop to keep free."""
+        return self.run(operation, *args, write=write)
+
+    def drive(self, job: Job[T]) -> T:
+        """Run each step of ``job`` in a transaction of its own, feeding it the results."""
+        result: Any = None
+        while True:
+            try:
+                step = job.send(result)
+            except StopIteration as finished:
+                return finished.value  # type: ignore[no-any-return]
+            result = self.run_step(step)
+
+    def run_step(self, step: Step) -> Any:
+        """One step of a job: in a transaction, or on the driver's connection outside one."""
+        if step.transaction:
+            return self.run(step.operation, *step.args, write=step.write)
+        raw = self.engine.raw_connection()
+        try:
+            return step.operation(raw, *step.args)
+        except DBAPIError as exc:
+            raise translate(exc) from exc
+        finally:
+            raw.close()
+
+    def try_without_waiting(self, conn: Connection, operation: Operation[T], args: tuple[Any, ...], write: bool) -> T:
+        """Run ``operation`` once on ``conn``, a connection that never waits for a lock.
+
+        Raises ``WouldWait`` where the database was busy (or a read lost its connection):
+        the transaction was rolled back and the caller runs the operation with ``run``.
+        """
+        turns = self._turns
+        if turns is not None and not turns.acquire(blocking=False):
+            raise WouldWait
+        started = time.monotonic()
+        try:
+            return in_transaction(conn, operation, args, write)
+        except DBAPIError as exc:
+            if retry_delay(exc, self.dialect_name, 1, started, write=write) is not None:
+                raise WouldWait from exc
+            raise translate(exc) from exc
+        finally:
+            if turns is not None:
+                turns.release()
+
+    def run_and_checkpoint(self, operation: Operation[T], *args: Any, write: bool) -> T:
+        """``run``, then a passive checkpoint of the WAL (SQLite), which waits for no one.
+
+        A failed checkpoint is logged, not raised: the write is committed, and the pages
+        stay in the WAL until a later checkpoint copies them.
+        """
+        result = self.run(operation, *args, write=write)
+        raw = self.engine.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+        except Exception as exc:
+            logger.warning("WAL checkpoint failed: %s", exc)
+        finally:
+            raw.close()
+        return result
+
+    def copy_to(self, target_url: str | URL, batch_size: int, progress: Progress | None) -> TransferReport:
+        """Copy this database into the empty one at ``target_url``, through an engine of its own."""
+        if not self._schema_ready:
+            self._prepare_schema()
+        target_engine = create_sync_engine(target_url)
+        try:
+            # Its own transaction first: MariaDB commits DDL, so the copy starts after it.
+            with target_engine.connect() as target:
+                in_transaction(target, transfer.prepare_copy_target, (), True)
+            with self._turn(), self.engine.connect() as source, target_engine.connect() as target:
+                target.execution_options(**{WRITE_OPTION: True})
+                with source.begin(), target.begin():
+                    return transfer.copy_rows(source, target, batch_size, progress)
+        except DBAPIError as exc:
+            raise translate(exc) from exc
+        finally:
+            target_engine.dispose()
+
+    def close(self) -> None:
+        idle, self._idle = self._idle, None
+        for conn in idle or ():
+            conn.close()
+        if self._owns_engine:
+            self.engine.dispose()
+
+    def _prepare_schema(self) -> None:
+        from ..db import migrate  # Alembic loads only when a store first touches its database.
+
+        with self._schema_lock:
+            if not self._schema_ready:
+                step = migrate.ensure_schema if self._auto_migrate else migrate.require_head
+                self._run_with_retry(step, (), True)
+                self._schema_ready = True
+
+    def _turn(self) -> contextlib.AbstractContextManager[Any]:
+        return self._turns if self._turns is not None else contextlib.nullcontext()
+
+    def _run_with_retry(self, operation: Operation[T], args: tuple[Any, ...], write: bool) -> T:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                with self._turn():
+                    return self._run_once(operation, args, write)
+            except DBAPIError as exc:
+                attempt += 1
+                delay = retry_delay(exc, self.dialect_name, attempt, started, write=write)
+                if delay is None:
+                    raise translate(exc) from exc
+                time.sleep(delay)
+
+    def _run_once(self, operation: Operation[T], args: tuple[Any, ...], write: bool) -> T:
+        idle = self._idle
+        try:
+            conn = idle.pop() if idle is not None else self.engine.connect()
+        except IndexError:  # none kept, or another thread took the last one
+            conn = self.engine.connect()
+        try:
+            return in_transaction(conn, operation, args, write)
+        finally:
+            # After a rollback the connection is as good as new; an invalidated one is not.
+            # A store closed meanwhile has no list to take it back.
+            reusable = not conn.invalidated and not conn.in_transaction()
+            if idle is not None and reusable and self._idle is idle and len(idle) < self._idle_limit:
+                idle.append(conn)
+            else:
+                conn.close()
+
+
+def in_transaction(conn: Connection, operation: Operation[T], args: tuple[Any, ...], write: bool) -> T:
+    """``operation(conn, *args)`` in a transaction of its own, begun for writing if ``write``."""
+    conn.execution_options(**{WRITE_OPTION: write})
+    with conn.begin():
+        return operation(conn, *args)
+
+
+class WouldWait(Exception):
+    """An operation tried on the event loop found the database busy."""
+
+
+def open_sync_runner(target: str | URL | Engine, *, auto_migrate: bool, **options: Any) -> SyncRunner:
+    """The runner for the sync store: ``target`` is a URL or a caller-owned ``Engine``."""
+    if isinstance(target, AsyncEngine):
+        raise TypeError(
+            "The sync store needs a synchronous Engine; pass this AsyncEngine to "
+            "obsku_checkpoint_sqlite.SqlAlchemyCheckpointStore instead"
+        )
+    if isinstance(target, Engine):
+        configure_engine(target, owned=False)
+        return SyncRunner(target, owns_engine=False, auto_migrate=auto_migrate)
+    return SyncRunner(create_sync_engine(target, **options), owns_engine=True, auto_migrate=auto_migrate)
