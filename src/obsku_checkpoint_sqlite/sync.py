@@ -43,7 +43,7 @@ from .dto import (
     check_millis,
     check_text,
 )
-from .ops import checkpoints, forks, messages, retention, sessions, summaries, transfer
+from .ops import checkpoints, copying, export, forks, importing, messages, retention, sessions, summaries
 from .ops.jobs import Progress
 from .runtime.sync_runner import is_short_page
 from .runtime.urls import sqlite_url
@@ -381,7 +381,7 @@ class SqlAlchemyCheckpointStore:
 
     def export_sessions(
         self,
-        target: transfer.ExportTarget,
+        target: export.ExportTarget,
         *,
         workspace_id: str | None = None,
         session_ids: list[str] | None = None,
@@ -400,14 +400,14 @@ class SqlAlchemyCheckpointStore:
         if session_ids is not None:
             for session_id in session_ids:
                 check_text("session_ids", session_id)
-        return self._runner.offload(transfer.export_sessions, target, workspace_id, session_ids, progress, write=False)
+        return self._runner.offload(export.export_sessions, target, workspace_id, session_ids, progress, write=False)
 
     def import_sessions(
         self,
         source: str | os.PathLike[str],
         *,
         new_ids: bool = False,
-        on_conflict: transfer.OnConflict = "fail",
+        on_conflict: export.OnConflict = "fail",
         progress: Progress | None = None,
     ) -> TransferReport:
         """Read an export file (``.gz`` for gzip) into this database, in one transaction:
@@ -428,13 +428,13 @@ class SqlAlchemyCheckpointStore:
         """
         if on_conflict not in ("fail", "skip"):
             raise ValueError(f"on_conflict: 'fail' or 'skip', got {on_conflict!r}")
-        return self._runner.offload(transfer.import_sessions, source, new_ids, on_conflict, progress, write=True)
+        return self._runner.offload(importing.import_sessions, source, new_ids, on_conflict, progress, write=True)
 
     def copy_to(
         self,
         target_url: str | URL,
         *,
-        batch_size: int = transfer.BATCH_SIZE,
+        batch_size: int = export.BATCH_SIZE,
         progress: Progress | None = None,
     ) -> TransferReport:
         """Copy everything in this database into the empty database at ``target_url``.
@@ -452,7 +452,7 @@ class SqlAlchemyCheckpointStore:
         """
         if type(batch_size) is not int or batch_size < 1:
             raise ValueError(f"batch_size: must be a positive int, got {batch_size!r}")
-        return self._runner.copy_to(target_url, batch_size, progress)
+        return self._runner.run_across(target_url, copying.prepare_copy_target, copying.copy_rows, batch_size, progress)
 
 
 class SqliteCheckpointStore(SqlAlchemyCheckpointStore):

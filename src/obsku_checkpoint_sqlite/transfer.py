@@ -1,7 +1,7 @@
 """Moving data between databases, for tools and scripts: the export format's names and ``copy_database``.
 
 The stores' ``export_sessions``, ``import_sessions`` and ``copy_to`` do the same on
-either face; the format is described in ``obsku_checkpoint_sqlite.ops.transfer``.
+either face; the format is described in ``obsku_checkpoint_sqlite.ops.export``.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 from sqlalchemy import URL
 
 from .dto import TransferReport
+from .ops.export import BATCH_SIZE, FORMAT, FORMAT_VERSION, ExportTarget, OnConflict
 from .ops.jobs import Progress
-from .ops.transfer import BATCH_SIZE, FORMAT, FORMAT_VERSION, ExportTarget, OnConflict
 from .sync import SqlAlchemyCheckpointStore
 
 __all__ = ["BATCH_SIZE", "FORMAT", "FORMAT_VERSION", "ExportTarget", "OnConflict", "Progress", "copy_database"]

@@ -2,29 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.markup import escape
+from sqlalchemy import Connection
 
 from ..db import migrate
-from ..runtime.engines import create_sync_engine
+from ..runtime.sync_runner import open_sync_runner
 from .application import JsonOption, db_app, err, handled, out, require_existing, url_of
 from .render import print_json
 
+T = TypeVar("T")
 
-@contextmanager
-def migration_connection(ctx: typer.Context) -> Iterator[Any]:
-    engine = create_sync_engine(url_of(ctx))
+
+def in_schema_transaction(ctx: typer.Context, operation: Callable[..., T], *args: Any) -> T:
+    """``operation(conn, *args)`` in one write transaction on the chosen database, whatever its schema."""
+    runner = open_sync_runner(url_of(ctx), auto_migrate=False)
     try:
-        with engine.connect() as conn:
-            conn.execution_options(obsku_write=True)
-            with conn.begin():
-                yield conn
+        return runner.run_on_any_schema(operation, *args, write=True)
     finally:
-        engine.dispose()
+        runner.close()
+
+
+def _upgrade(conn: Connection, revision: str) -> tuple[str | None, str | None]:
+    before = migrate.current_revision(conn)
+    migrate.upgrade(conn, revision)
+    return before, migrate.current_revision(conn)
+
+
+def _downgrade(conn: Connection, revision: str) -> str | None:
+    migrate.downgrade(conn, revision)
+    return migrate.current_revision(conn)
 
 
 @db_app.command("current")
@@ -32,8 +42,7 @@ def migration_connection(ctx: typer.Context) -> Iterator[Any]:
 def db_current(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Print the database's schema revision and whether it is this package's newest."""
     require_existing(url_of(ctx))
-    with migration_connection(ctx) as conn:
-        revision = migrate.current_revision(conn)
+    revision = in_schema_transaction(ctx, migrate.current_revision)
     head = migrate.head_revision()
     known = revision is None or migrate.is_known_revision(revision)
     if as_json:
@@ -56,10 +65,7 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="The revision to reach.")] = "head",
 ) -> None:
     """Build or upgrade the schema (a database made by the original package is adopted)."""
-    with migration_connection(ctx) as conn:
-        current = migrate.current_revision(conn)
-        migrate.upgrade(conn, revision)
-        reached = migrate.current_revision(conn)
+    current, reached = in_schema_transaction(ctx, _upgrade, revision)
     out.print(f"At revision {reached}." if reached != current else f"Already at revision {reached}.")
 
 
@@ -77,9 +83,7 @@ def db_downgrade(
     ):
         err.print("Nothing changed.")
         raise typer.Exit(1)
-    with migration_connection(ctx) as conn:
-        migrate.downgrade(conn, revision)
-        reached = migrate.current_revision(conn)
+    reached = in_schema_transaction(ctx, _downgrade, revision)
     out.print(f"At revision {reached or 'base (no schema)'}.")
 
 

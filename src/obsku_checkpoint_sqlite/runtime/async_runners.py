@@ -21,8 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import StaticPool
 
-from ..dto import TransferReport
-from ..ops.jobs import Job, Progress, Step
+from ..ops.jobs import Job, Step
 from .engines import configure_engine, create_async_store_engine, create_sync_engine
 from .failures import retry_delay, translate
 from .sqlite import WRITE_OPTION
@@ -99,8 +98,10 @@ class ThreadRunner:
     async def drive(self, job: Job[T]) -> T:
         return await drive(self._run_step, job)
 
-    async def copy_to(self, target_url: str | URL, batch_size: int, progress: Progress | None) -> TransferReport:
-        return await asyncio.to_thread(self.sync_runner.copy_to, target_url, batch_size, progress)
+    async def run_across(
+        self, target_url: str | URL, prepare_target: Operation[Any], operation: Operation[T], *args: Any
+    ) -> T:
+        return await asyncio.to_thread(self.sync_runner.run_across, target_url, prepare_target, operation, *args)
 
     async def close(self) -> None:
         with self._inline_lock:
@@ -169,11 +170,13 @@ class AsyncEngineRunner:
     async def drive(self, job: Job[T]) -> T:
         return await drive(self._run_step, job)
 
-    async def copy_to(self, target_url: str | URL, batch_size: int, progress: Progress | None) -> TransferReport:
+    async def run_across(
+        self, target_url: str | URL, prepare_target: Operation[Any], operation: Operation[T], *args: Any
+    ) -> T:
         blocking = self._blocking_runner()
         if blocking is None:
-            raise ValueError("copy_to needs a database a second engine can open, not a private in-memory one")
-        return await asyncio.to_thread(blocking.copy_to, target_url, batch_size, progress)
+            raise ValueError("copy_to: a private in-memory database cannot be read by a second engine")
+        return await asyncio.to_thread(blocking.run_across, target_url, prepare_target, operation, *args)
 
     async def close(self) -> None:
         blocking, self._blocking = self._blocking, None

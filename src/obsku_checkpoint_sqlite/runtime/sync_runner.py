@@ -20,9 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool, StaticPool
 
-from ..dto import TransferReport
-from ..ops import transfer
-from ..ops.jobs import Job, Progress, Step
+from ..ops.jobs import Job, Step
 from .engines import configure_engine, create_sync_engine
 from .failures import retry_delay, translate
 from .sqlite import WRITE_OPTION
@@ -84,6 +82,11 @@ class SyncRunner:
         """
         if not self._schema_ready:
             self._prepare_schema()
+        return self._run_with_retry(operation, args, write)
+
+    def run_on_any_schema(self, operation: Operation[T], *args: Any, write: bool) -> T:
+        """``run`` without bringing the schema to head or checking it first: for the schema
+        commands themselves, and for reading where a database stands."""
         return self._run_with_retry(operation, args, write)
 
     def offload(self, operation: Operation[T], *args: Any, write: bool) -> T:
@@ -148,19 +151,31 @@ class SyncRunner:
             raw.close()
         return result
 
-    def copy_to(self, target_url: str | URL, batch_size: int, progress: Progress | None) -> TransferReport:
-        """Copy this database into the empty one at ``target_url``, through an engine of its own."""
+    def run_across(
+        self,
+        target_url: str | URL,
+        prepare_target: Operation[Any],
+        operation: Operation[T],
+        *args: Any,
+    ) -> T:
+        """``operation(source, target, *args)`` over this database and the one at ``target_url``.
+
+        ``prepare_target(target)`` runs first, in a transaction of its own (MariaDB commits
+        DDL, so what follows starts after it). Then one read transaction on this database
+        and one write transaction on the target hold for the whole operation, which the
+        target commits only if it returns. The target is reached through an engine of its
+        own, disposed of afterwards.
+        """
         if not self._schema_ready:
             self._prepare_schema()
         target_engine = create_sync_engine(target_url)
         try:
-            # Its own transaction first: MariaDB commits DDL, so the copy starts after it.
             with target_engine.connect() as target:
-                in_transaction(target, transfer.prepare_copy_target, (), True)
+                in_transaction(target, prepare_target, (), True)
             with self._turn(), self.engine.connect() as source, target_engine.connect() as target:
                 target.execution_options(**{WRITE_OPTION: True})
                 with source.begin(), target.begin():
-                    return transfer.copy_rows(source, target, batch_size, progress)
+                    return operation(source, target, *args)
         except DBAPIError as exc:
             raise translate(exc) from exc
         finally:

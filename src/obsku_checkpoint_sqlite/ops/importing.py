@@ -1,21 +1,4 @@
-"""Moving data between databases: a JSON Lines export format, its import, and copy.
-
-The export format, version 1, one JSON object per line:
-
-- line 1, the header: ``{"format": "obsku-checkpoint-export", "version": 1, ...}``;
-- then, session by session in id order, ``{"type": "session", "row": {...}}``, that
-  session's messages ``{"type": "message", "row": {...}}`` in id order and its
-  checkpoints ``{"type": "checkpoint", "row": {...}}`` oldest first;
-- last, ``{"type": "end", "counts": {"sessions": S, "messages": M, "checkpoints": C}}``.
-
-A row holds every column of its table with the stored value as is (payload columns
-stay the JSON text the database holds), so an import writes back exactly what was
-read, on any dialect. The end record makes a file cut at a line boundary detectable.
-
-Export and import are operations over a ``Connection``, each run by the store's runner in
-one transaction: an import that fails leaves nothing behind. Copy reads one connection
-and writes another, both opened by the runner.
-"""
+"""Import: an export file read back into a database, in one transaction, all of it or nothing."""
 
 from __future__ import annotations
 
@@ -24,25 +7,18 @@ import contextlib
 import gzip
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, Protocol
+from typing import Any, BinaryIO
 
 import orjson
-from sqlalchemy import Column, Connection, Table, func, insert, select, text
+from sqlalchemy import Column, Connection, Table, insert, select, text
 
 from ..db.queries import checkpoints, messages, sessions
-from ..db.values import now_ms
 from ..dto import TransferReport
-from ..errors import CheckpointStoreError, ExportFormatError, ImportConflictError
+from ..errors import ExportFormatError, ImportConflictError
+from .export import BATCH_SIZE, FORMAT, FORMAT_VERSION, OnConflict
 from .jobs import Progress
-
-FORMAT = "obsku-checkpoint-export"
-FORMAT_VERSION = 1
-BATCH_SIZE = 1000
-
-ExportTarget = str | os.PathLike[str] | BinaryIO
-OnConflict = Literal["fail", "skip"]
 
 _TABLES: dict[str, Table] = {"session": sessions, "message": messages, "checkpoint": checkpoints}
 _COUNT_KEYS = {"session": "sessions", "message": "messages", "checkpoint": "checkpoints"}
@@ -57,102 +33,6 @@ _SHAPES: dict[str, dict[str, tuple[type, bool]]] = {
     kind: {column.name: (_column_kind(column), bool(column.nullable)) for column in table.columns}
     for kind, table in _TABLES.items()
 }
-
-
-# --- export -----------------------------------------------------------------------------
-
-
-def export_sessions(
-    conn: Connection,
-    target: ExportTarget,
-    workspace_id: str | None,
-    session_ids: list[str] | None,
-    progress: Progress | None,
-) -> TransferReport:
-    """Write the selected sessions with their messages and checkpoints to ``target``.
-
-    Sessions are read in keyset batches and each session's rows are streamed, so
-    memory holds one batch of sessions, not the database.
-    """
-    _read_one_snapshot(conn)
-    selection = select(sessions)
-    if workspace_id is not None:
-        selection = selection.where(sessions.c.workspace_id == workspace_id)
-    if session_ids is not None:
-        selection = selection.where(sessions.c.id.in_(session_ids))
-    total = conn.execute(select(func.count()).select_from(selection.subquery())).scalar_one()
-    counts = {"sessions": 0, "messages": 0, "checkpoints": 0}
-    streaming = conn.execution_options(yield_per=BATCH_SIZE)
-    from ..db import migrate  # Alembic loads only when a transfer runs, not on every import.
-
-    with _open_for_writing(target) as out:
-        header = {
-            "format": FORMAT, "version": FORMAT_VERSION, "schema_revision": migrate.head_revision(),
-            "dialect": conn.dialect.name, "exported_at": now_ms(),
-        }  # fmt: skip
-        out.write(orjson.dumps(header) + b"\n")
-        after: str | None = None
-        while True:
-            batch_query = selection.order_by(sessions.c.id).limit(BATCH_SIZE)
-            if after is not None:
-                batch_query = batch_query.where(sessions.c.id > after)
-            batch = conn.execute(batch_query).all()
-            if not batch:
-                break
-            for session in batch:
-                out.write(_record("session", session._mapping))
-                for row in streaming.execute(
-                    select(messages).where(messages.c.session_id == session.id).order_by(messages.c.id)
-                ):
-                    out.write(_record("message", row._mapping))
-                    counts["messages"] += 1
-                for row in streaming.execute(
-                    select(checkpoints)
-                    .where(checkpoints.c.session_id == session.id)
-                    .order_by(checkpoints.c.created_at, checkpoints.c.version, checkpoints.c.id)
-                ):
-                    out.write(_record("checkpoint", row._mapping))
-                    counts["checkpoints"] += 1
-                counts["sessions"] += 1
-                if progress is not None:
-                    progress(counts["sessions"], total)
-            after = batch[-1].id
-        out.write(orjson.dumps({"type": "end", "counts": counts}) + b"\n")
-    return TransferReport(**counts)
-
-
-def _read_one_snapshot(conn: Connection) -> None:
-    """Make every statement of this transaction see the same data, as one export or copy needs.
-
-    SQLite's read transaction and MariaDB's default isolation already do; PostgreSQL's
-    default, READ COMMITTED, takes a new snapshot per statement.
-    """
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
-
-
-def _record(kind: str, row: Any) -> bytes:
-    # Column names can be str subclasses (quoted_name), which orjson refuses as keys.
-    return orjson.dumps({"type": kind, "row": {str(key): value for key, value in row.items()}}) + b"\n"
-
-
-class _Writer(Protocol):
-    def write(self, data: bytes, /) -> int: ...
-
-
-@contextlib.contextmanager
-def _open_for_writing(target: ExportTarget) -> Iterator[_Writer]:
-    if not isinstance(target, (str, os.PathLike)):
-        yield target
-        target.flush()
-        return
-    path = Path(target)
-    # Opened by the operation, so a retried export starts the file afresh.
-    with gzip.open(path, "wb") if path.suffix == ".gz" else path.open("wb") as out:
-        yield out
-
-
-# --- import -----------------------------------------------------------------------------
 
 
 class _Importer:
@@ -281,10 +161,10 @@ class _Importer:
     def finish(self) -> None:
         self.flush()
         if not self.rekey:
-            _advance_message_ids(self.conn)
+            advance_message_ids(self.conn)
 
 
-def _advance_message_ids(conn: Connection) -> None:
+def advance_message_ids(conn: Connection) -> None:
     """Move PostgreSQL's message id sequence past ids written explicitly.
 
     Explicit ids do not advance the sequence: the next add_message would collide with
@@ -399,48 +279,3 @@ def _check_row(line_number: int, record: dict[str, Any]) -> tuple[str, dict[str,
 def _check_counts(line_number: int, record: dict[str, Any], read: dict[str, int]) -> None:
     if record.get("counts") != read:
         raise ExportFormatError(line_number, f"the end record counts {record.get('counts')} but the file holds {read}")
-
-
-# --- copy -------------------------------------------------------------------------------
-
-
-def prepare_copy_target(target: Connection) -> None:
-    """Bring the target to the head schema and refuse it unless it holds no sessions."""
-    from ..db import migrate
-
-    migrate.ensure_schema(target)
-
-
-def copy_rows(source: Connection, target: Connection, batch_size: int, progress: Progress | None) -> TransferReport:
-    """Copy every row from ``source`` into ``target``, an empty database at the head schema.
-
-    The source is read in one snapshot; the target is written in its caller's transaction,
-    in batches, and its row counts compared with the source's before that commits.
-    """
-    _read_one_snapshot(source)
-    existing = target.execute(select(func.count()).select_from(sessions)).scalar_one()
-    if existing:
-        raise ImportConflictError(
-            f"The target database holds {existing} sessions already: copy needs an empty one. "
-            "To merge into it, use export and import."
-        )
-    tables = (sessions, messages, checkpoints)
-    totals = {table.name: source.execute(select(func.count()).select_from(table)).scalar_one() for table in tables}
-    grand_total = sum(totals.values())
-    done = 0
-    for table in tables:
-        primary_key = table.primary_key.columns.values()[0]
-        result = source.execution_options(yield_per=batch_size).execute(select(table).order_by(primary_key))
-        for partition in result.partitions():
-            target.execute(insert(table), [dict(row._mapping) for row in partition])
-            done += len(partition)
-            if progress is not None:
-                progress(done, grand_total)
-    _advance_message_ids(target)
-    copied = {table.name: target.execute(select(func.count()).select_from(table)).scalar_one() for table in tables}
-    if copied != totals:
-        raise CheckpointStoreError(
-            f"Copy verification failed: the source holds {totals} rows, the target {copied}; "
-            "the target was left unchanged"
-        )
-    return TransferReport(sessions=totals["sessions"], messages=totals["messages"], checkpoints=totals["checkpoints"])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from obsku_checkpoint_sqlite import store, sync
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 SOURCE = Path("src/obsku_checkpoint_sqlite/store.py")
 TARGET = Path("src/obsku_checkpoint_sqlite/sync.py")
 

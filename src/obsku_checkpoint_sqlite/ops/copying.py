@@ -1,0 +1,54 @@
+"""Copy: every row of one database into another, empty one, checked by counting."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, func, insert, select
+
+from ..db.queries import checkpoints, messages, sessions
+from ..dto import TransferReport
+from ..errors import CheckpointStoreError, ImportConflictError
+from .export import read_one_snapshot
+from .importing import advance_message_ids
+from .jobs import Progress
+
+
+def prepare_copy_target(target: Connection) -> None:
+    """Bring the target to the head schema and refuse it unless it holds no sessions."""
+    from ..db import migrate
+
+    migrate.ensure_schema(target)
+
+
+def copy_rows(source: Connection, target: Connection, batch_size: int, progress: Progress | None) -> TransferReport:
+    """Copy every row from ``source`` into ``target``, an empty database at the head schema.
+
+    The source is read in one snapshot; the target is written in its caller's transaction,
+    in batches, and its row counts compared with the source's before that commits.
+    """
+    read_one_snapshot(source)
+    existing = target.execute(select(func.count()).select_from(sessions)).scalar_one()
+    if existing:
+        raise ImportConflictError(
+            f"The target database holds {existing} sessions already: copy needs an empty one. "
+            "To merge into it, use export and import."
+        )
+    tables = (sessions, messages, checkpoints)
+    totals = {table.name: source.execute(select(func.count()).select_from(table)).scalar_one() for table in tables}
+    grand_total = sum(totals.values())
+    done = 0
+    for table in tables:
+        primary_key = table.primary_key.columns.values()[0]
+        result = source.execution_options(yield_per=batch_size).execute(select(table).order_by(primary_key))
+        for partition in result.partitions():
+            target.execute(insert(table), [dict(row._mapping) for row in partition])
+            done += len(partition)
+            if progress is not None:
+                progress(done, grand_total)
+    advance_message_ids(target)
+    copied = {table.name: target.execute(select(func.count()).select_from(table)).scalar_one() for table in tables}
+    if copied != totals:
+        raise CheckpointStoreError(
+            f"Copy verification failed: the source holds {totals} rows, the target {copied}; "
+            "the target was left unchanged"
+        )
+    return TransferReport(sessions=totals["sessions"], messages=totals["messages"], checkpoints=totals["checkpoints"])

@@ -1,0 +1,131 @@
+"""Export: the versioned JSON Lines format, written from one snapshot of the database.
+
+The export format, version 1, one JSON object per line:
+
+- line 1, the header: ``{"format": "obsku-checkpoint-export", "version": 1, ...}``;
+- then, session by session in id order, ``{"type": "session", "row": {...}}``, that
+  session's messages ``{"type": "message", "row": {...}}`` in id order and its
+  checkpoints ``{"type": "checkpoint", "row": {...}}`` oldest first;
+- last, ``{"type": "end", "counts": {"sessions": S, "messages": M, "checkpoints": C}}``.
+
+A row holds every column of its table with the stored value as is (payload columns
+stay the JSON text the database holds), so an import writes back exactly what was
+read, on any dialect. The end record makes a file cut at a line boundary detectable.
+
+``export_sessions`` is an operation over a ``Connection``, run by the store's runner in
+one read transaction; ``importing`` reads the format back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, Literal, Protocol
+
+import orjson
+from sqlalchemy import Connection, func, select, text
+
+from ..db.queries import checkpoints, messages, sessions
+from ..db.values import now_ms
+from ..dto import TransferReport
+from .jobs import Progress
+
+FORMAT = "obsku-checkpoint-export"
+FORMAT_VERSION = 1
+BATCH_SIZE = 1000
+
+ExportTarget = str | os.PathLike[str] | BinaryIO
+OnConflict = Literal["fail", "skip"]
+
+
+def export_sessions(
+    conn: Connection,
+    target: ExportTarget,
+    workspace_id: str | None,
+    session_ids: list[str] | None,
+    progress: Progress | None,
+) -> TransferReport:
+    """Write the selected sessions with their messages and checkpoints to ``target``.
+
+    Sessions are read in keyset batches and each session's rows are streamed, so
+    memory holds one batch of sessions, not the database.
+    """
+    read_one_snapshot(conn)
+    selection = select(sessions)
+    if workspace_id is not None:
+        selection = selection.where(sessions.c.workspace_id == workspace_id)
+    if session_ids is not None:
+        selection = selection.where(sessions.c.id.in_(session_ids))
+    total = conn.execute(select(func.count()).select_from(selection.subquery())).scalar_one()
+    counts = {"sessions": 0, "messages": 0, "checkpoints": 0}
+    streaming = conn.execution_options(yield_per=BATCH_SIZE)
+    from ..db import migrate  # Alembic loads only when a transfer runs, not on every import.
+
+    with _open_for_writing(target) as out:
+        header = {
+            "format": FORMAT, "version": FORMAT_VERSION, "schema_revision": migrate.head_revision(),
+            "dialect": conn.dialect.name, "exported_at": now_ms(),
+        }  # fmt: skip
+        out.write(orjson.dumps(header) + b"\n")
+        after: str | None = None
+        while True:
+            batch_query = selection.order_by(sessions.c.id).limit(BATCH_SIZE)
+            if after is not None:
+                batch_query = batch_query.where(sessions.c.id > after)
+            batch = conn.execute(batch_query).all()
+            if not batch:
+                break
+            for session in batch:
+                out.write(_record("session", session._mapping))
+                for row in streaming.execute(
+                    select(messages).where(messages.c.session_id == session.id).order_by(messages.c.id)
+                ):
+                    out.write(_record("message", row._mapping))
+                    counts["messages"] += 1
+                for row in streaming.execute(
+                    select(checkpoints)
+                    .where(checkpoints.c.session_id == session.id)
+                    .order_by(checkpoints.c.created_at, checkpoints.c.version, checkpoints.c.id)
+                ):
+                    out.write(_record("checkpoint", row._mapping))
+                    counts["checkpoints"] += 1
+                counts["sessions"] += 1
+                if progress is not None:
+                    progress(counts["sessions"], total)
+            after = batch[-1].id
+        out.write(orjson.dumps({"type": "end", "counts": counts}) + b"\n")
+    return TransferReport(**counts)
+
+
+def read_one_snapshot(conn: Connection) -> None:
+    """Make every statement of this transaction see the same data, as one export or copy needs.
+
+    SQLite's read transaction and MariaDB's default isolation already do; PostgreSQL's
+    default, READ COMMITTED, takes a new snapshot per statement.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+
+
+def _record(kind: str, row: Any) -> bytes:
+    # Column names can be str subclasses (quoted_name), which orjson refuses as keys.
+    return orjson.dumps({"type": kind, "row": {str(key): value for key, value in row.items()}}) + b"\n"
+
+
+class _Writer(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+
+@contextlib.contextmanager
+def _open_for_writing(target: ExportTarget) -> Iterator[_Writer]:
+    if not isinstance(target, (str, os.PathLike)):
+        yield target
+        target.flush()
+        return
+    path = Path(target)
+    # Opened by the operation, so a retried export starts the file afresh.
+    with gzip.open(path, "wb") if path.suffix == ".gz" else path.open("wb") as out:
+        yield out
