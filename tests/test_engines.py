@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from obsku_checkpoint_sqlite import (
@@ -202,3 +202,24 @@ async def test_async_sqlite_keeps_the_wal_small_though_the_loop_never_checkpoint
         wal_bytes = await asyncio.to_thread(os.path.getsize, f"{path}-wal")
         assert len(await store.get_messages(session.id)) == 2_000
     assert wal_bytes < 8_000_000, f"the WAL grew to {wal_bytes / 1e6:.1f} MB"
+
+
+def test_a_caller_owned_sqlite_engine_is_not_patched_and_still_begins_writes_immediately(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'owned.db'}")
+    def instance_methods() -> dict[str, Any]:
+        return {name: value for name, value in vars(engine.dialect).items() if callable(value)}
+
+    dialect_methods = instance_methods()
+    begins: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("BEGIN"):
+            begins.append(statement)
+
+    with sync.SqlAlchemyCheckpointStore(engine) as store:
+        session = store.create_session("/owned")
+        store.get_session(session.id)
+    assert instance_methods() == dialect_methods, "the store replaced methods on the caller's dialect"
+    assert begins[-2:] == ["BEGIN IMMEDIATE", "BEGIN"]
+    engine.dispose()

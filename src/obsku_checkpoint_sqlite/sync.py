@@ -278,7 +278,7 @@ class SqlAlchemyCheckpointStore:
         check_text("namespace", namespace, optional=True)
         check_count("limit", limit)
         # Not bounded, even with a small limit: checkpoints can be large, and decoding a page
-        # of them (2 ms for 100 of 5.5 KB, more for larger ones) belongs off the event loop.
+        # of them belongs off the event loop.
         return self._runner.run(checkpoints.list_checkpoints, session_id, namespace, limit, write=False)
 
     def fork(self, checkpoint_id: str, *, title: str | None = None) -> Session:
