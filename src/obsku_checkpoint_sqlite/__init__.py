@@ -33,6 +33,7 @@ from .errors import (
     DriverNotInstalledError,
     ExportFormatError,
     ImportConflictError,
+    LockTimeoutError,
     SchemaError,
     SessionNotFoundError,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "DriverNotInstalledError",
     "ExportFormatError",
     "ImportConflictError",
+    "LockTimeoutError",
     "NodeResults",
     "PruneReport",
     "SchemaError",

@@ -337,6 +337,14 @@ def check_millis(name: str, value: int | None) -> None:
         raise TypeError(f"{name}: expected milliseconds since the epoch as an int or None, got {type(value).__name__}")
 
 
+def check_seconds(name: str, value: float) -> None:
+    """Refuse a duration argument that is not a positive, finite number of seconds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected seconds as an int or float, got {type(value).__name__}")
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{name}: must be a positive number of seconds, got {value!r}")
+
+
 def check_text(name: str, value: str | None, *, optional: bool = False) -> None:
     """Refuse an id or name argument that is not a str (or None, where ``optional``).
 

@@ -68,6 +68,21 @@ class DatabaseUnavailableError(CheckpointStoreError):
     """The database could not be reached, or the connection was lost mid-operation."""
 
 
+class LockTimeoutError(CheckpointStoreError):
+    """Another writer held the rows an operation needed for longer than the store's ``lock_timeout``.
+
+    Nothing was written: the operation rolled back after each attempt.
+    """
+
+    def __init__(self, waited: float, lock_timeout: float, cause: str) -> None:
+        super().__init__(
+            f"Gave up after waiting {waited:.1f} s for a lock another writer holds ({cause}); "
+            f"the store's lock_timeout ({lock_timeout:g} s) sets how long it waits"
+        )
+        self.waited = waited
+        self.lock_timeout = lock_timeout
+
+
 class DriverNotInstalledError(CheckpointStoreError, ImportError):
     """The database URL needs a driver that is not installed."""
 

@@ -40,10 +40,12 @@ from .dto import (
     Unset,
     check_count,
     check_millis,
+    check_seconds,
     check_text,
 )
 from .ops import checkpoints, copying, export, forks, importing, messages, retention, sessions, summaries
 from .ops.jobs import Progress
+from .runtime.failures import DEFAULT_LOCK_TIMEOUT
 from .runtime.sync_runner import is_short_page
 from .runtime.urls import sqlite_url
 
@@ -57,6 +59,10 @@ class SqlAlchemyCheckpointStore:
             is used as given), or an engine you built and will dispose of yourself.
         auto_migrate: bring the schema to this package's head revision on first use
             (the default). With False, a database that is not at head is refused.
+        lock_timeout: seconds an operation keeps retrying while another writer holds the
+            rows it needs (30 by default); then it raises ``LockTimeoutError`` and has
+            written nothing. On SQLite one attempt waits at most 10 s of it; on PostgreSQL
+            and MariaDB each attempt also waits as long as the server's own lock timeout.
         **options: passed to SQLAlchemy's ``create_engine`` when given a URL.
 
     The store is safe to share between tasks (async face) and threads (blocking face).
@@ -67,8 +73,18 @@ class SqlAlchemyCheckpointStore:
     ``limit`` that is not an int...) with ``TypeError`` before touching the database.
     """
 
-    def __init__(self, url_or_engine: str | URL | AsyncEngine, *, auto_migrate: bool = True, **options: Any) -> None:
-        self._runner: AsyncRunner = open_async_runner(url_or_engine, auto_migrate=auto_migrate, **options)
+    def __init__(
+        self,
+        url_or_engine: str | URL | AsyncEngine,
+        *,
+        auto_migrate: bool = True,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        **options: Any,
+    ) -> None:
+        check_seconds("lock_timeout", lock_timeout)
+        self._runner: AsyncRunner = open_async_runner(
+            url_or_engine, auto_migrate=auto_migrate, lock_timeout=lock_timeout, **options
+        )
 
     async def close(self) -> None:
         """Release the store's connections. The data stays in the database."""
@@ -467,5 +483,12 @@ class SqliteCheckpointStore(SqlAlchemyCheckpointStore):
     several processes and stores can share it.
     """
 
-    def __init__(self, path: str | os.PathLike[str] = ":memory:", *, auto_migrate: bool = True, **options: Any) -> None:
-        super().__init__(sqlite_url(path), auto_migrate=auto_migrate, **options)
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = ":memory:",
+        *,
+        auto_migrate: bool = True,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        **options: Any,
+    ) -> None:
+        super().__init__(sqlite_url(path), auto_migrate=auto_migrate, lock_timeout=lock_timeout, **options)

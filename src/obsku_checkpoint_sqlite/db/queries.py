@@ -13,6 +13,7 @@ from sqlalchemy import Integer, Select, Table, bindparam, func, insert, literal,
 from sqlalchemy.sql.expression import Executable
 
 from .models import CheckpointRecord, MessageRecord, SessionRecord
+from .types import unicode_lower
 
 sessions: Table = SessionRecord.__table__  # type: ignore[assignment]
 messages: Table = MessageRecord.__table__  # type: ignore[assignment]
@@ -53,7 +54,8 @@ TOUCH_SESSION = (
 
 def session_page(workspace_id: str | None, after: tuple[int, str] | None, like_pattern: str | None) -> Select[Any]:
     """Sessions after the ``(updated_at, id)`` position ``after``, most recently updated
-    first, whose title, directory or id matches ``like_pattern`` (escaped with ``\\``).
+    first, whose title, directory or id matches ``like_pattern`` (escaped with ``\\``)
+    in any case, Unicode included.
 
     The caller adds the limit (+1 to learn whether a next page exists).
     """
@@ -62,7 +64,8 @@ def session_page(workspace_id: str | None, after: tuple[int, str] | None, like_p
         query = query.where(sessions.c.workspace_id == workspace_id)
     if like_pattern is not None:
         columns = (sessions.c.title, sessions.c.directory, sessions.c.id)
-        query = query.where(or_(*(column.ilike(like_pattern, escape="\\") for column in columns)))
+        pattern = unicode_lower(literal(like_pattern))
+        query = query.where(or_(*(unicode_lower(column).like(pattern, escape="\\") for column in columns)))
     if after is not None:
         query = query.where(tuple_(sessions.c.updated_at, sessions.c.id) < tuple_(literal(after[0]), literal(after[1])))
     return query.order_by(sessions.c.updated_at.desc(), sessions.c.id.desc())

@@ -1,4 +1,4 @@
-"""Portable column types: one model, the same behaviour on SQLite, PostgreSQL and MariaDB."""
+"""Portable column types and SQL functions: the same behaviour on SQLite, PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ from typing import Any
 from sqlalchemy import BigInteger, Integer, String, Text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+UNICODE_LOWER = "obsku_lower"
+"""The SQL function the store registers on every SQLite connection: Python's ``str.lower``."""
 
 
 class Key(TypeDecorator[str]):
@@ -51,6 +57,28 @@ class Payload(TypeDecorator[str]):
 def millis() -> TypeEngine[int]:
     """A millisecond timestamp: 64 bits where a dialect distinguishes, ``INTEGER`` on SQLite."""
     return BigInteger().with_variant(Integer(), "sqlite")
+
+
+class unicode_lower(FunctionElement[str]):
+    """``lower()`` over all of Unicode on every dialect.
+
+    SQLite's own ``lower()`` folds ASCII only, so "ÉCOLE" would not match "école" there
+    while it does on PostgreSQL and MariaDB; on SQLite this calls ``UNICODE_LOWER``.
+    """
+
+    type = Text()
+    inherit_cache = True
+    name = "unicode_lower"
+
+
+@compiles(unicode_lower)
+def _lower(element: unicode_lower, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(unicode_lower, "sqlite")
+def _lower_on_sqlite(element: unicode_lower, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{UNICODE_LOWER}({compiler.process(element.clauses, **kw)})"
 
 
 def _is_mariadb(dialect: Dialect) -> bool:

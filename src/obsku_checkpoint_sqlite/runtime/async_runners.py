@@ -23,7 +23,7 @@ from sqlalchemy.pool import StaticPool
 
 from ..ops.jobs import Job, Step
 from .engines import configure_engine, create_async_store_engine, create_sync_engine
-from .failures import retry_delay, translate
+from .failures import DEFAULT_LOCK_TIMEOUT, retry_delay, translate
 from .sqlite import WRITE_OPTION
 from .sync_runner import SyncRunner, WouldWait, open_sync_runner
 from .urls import blocking_url, is_memory_sqlite
@@ -144,8 +144,16 @@ class AsyncEngineRunner:
     its own engine.
     """
 
-    def __init__(self, engine: AsyncEngine, *, owns_engine: bool, auto_migrate: bool = True) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        owns_engine: bool,
+        auto_migrate: bool = True,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    ) -> None:
         self.engine = engine
+        self.lock_timeout = lock_timeout
         self.dialect_name = engine.dialect.name
         self._owns_engine = owns_engine
         self._auto_migrate = auto_migrate
@@ -191,8 +199,12 @@ class AsyncEngineRunner:
             return None
         with self._blocking_lock:
             if self._blocking is None:
-                engine = create_sync_engine(blocking_url(url), poolclass=_single_use_pool())
-                self._blocking = SyncRunner(engine, owns_engine=True, auto_migrate=self._auto_migrate)
+                engine = create_sync_engine(
+                    blocking_url(url), lock_timeout=self.lock_timeout, poolclass=_single_use_pool()
+                )
+                self._blocking = SyncRunner(
+                    engine, owns_engine=True, auto_migrate=self._auto_migrate, lock_timeout=self.lock_timeout
+                )
             return self._blocking
 
     async def _run_step(self, step: Step) -> Any:
@@ -219,9 +231,12 @@ class AsyncEngineRunner:
                     return await self._run_once(operation, args, write)
             except DBAPIError as exc:
                 attempt += 1
-                delay = retry_delay(exc, self.dialect_name, attempt, started, write=write)
+                delay = retry_delay(
+                    exc, self.dialect_name, attempt, started, write=write, lock_timeout=self.lock_timeout
+                )
                 if delay is None:
-                    raise translate(exc) from exc
+                    waited = time.monotonic() - started
+                    raise translate(exc, self.dialect_name, waited=waited, lock_timeout=self.lock_timeout) from exc
                 await asyncio.sleep(delay)
 
     async def _run_once(self, operation: Operation[T], args: tuple[Any, ...], write: bool) -> T:
@@ -242,7 +257,9 @@ def _single_use_pool() -> Any:
 AsyncRunner = ThreadRunner | AsyncEngineRunner
 
 
-def open_async_runner(target: str | URL | AsyncEngine, *, auto_migrate: bool, **options: Any) -> AsyncRunner:
+def open_async_runner(
+    target: str | URL | AsyncEngine, *, auto_migrate: bool, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, **options: Any
+) -> AsyncRunner:
     """The runner for the async store: ``target`` is a URL or a caller-owned ``AsyncEngine``.
 
     A SQLite URL without an explicit async driver runs on the sync driver in worker
@@ -254,9 +271,9 @@ def open_async_runner(target: str | URL | AsyncEngine, *, auto_migrate: bool, **
             "obsku_checkpoint_sqlite.sync.SqlAlchemyCheckpointStore instead"
         )
     if isinstance(target, AsyncEngine):
-        configure_engine(target.sync_engine, owned=False)
-        return AsyncEngineRunner(target, owns_engine=False, auto_migrate=auto_migrate)
+        configure_engine(target.sync_engine, owned=False, lock_timeout=lock_timeout)
+        return AsyncEngineRunner(target, owns_engine=False, auto_migrate=auto_migrate, lock_timeout=lock_timeout)
     if make_url(target).drivername in ("sqlite", "sqlite+pysqlite"):
-        return ThreadRunner(open_sync_runner(target, auto_migrate=auto_migrate, **options))
-    engine = create_async_store_engine(target, **options)
-    return AsyncEngineRunner(engine, owns_engine=True, auto_migrate=auto_migrate)
+        return ThreadRunner(open_sync_runner(target, auto_migrate=auto_migrate, lock_timeout=lock_timeout, **options))
+    engine = create_async_store_engine(target, lock_timeout=lock_timeout, **options)
+    return AsyncEngineRunner(engine, owns_engine=True, auto_migrate=auto_migrate, lock_timeout=lock_timeout)

@@ -13,35 +13,38 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from ..errors import DatabaseUnavailableError, DriverNotInstalledError
+from .failures import DEFAULT_LOCK_TIMEOUT
 from .sqlite import configure_sqlite_engine
 from .urls import EXTRAS, blocking_url, is_memory_sqlite, normalize_url
 
 T = TypeVar("T")
 
 
-def create_sync_engine(url: str | URL, **options: Any) -> Engine:
+def create_sync_engine(url: str | URL, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, **options: Any) -> Engine:
     """A synchronous engine configured for the store (SQLite pragmas, pre-ping on servers)."""
     parsed = blocking_url(normalize_url(url, for_async=False))
     if parsed.get_backend_name() == "sqlite":
         # Worker threads of the async face share the pool.
         options.setdefault("connect_args", {}).setdefault("check_same_thread", False)
     engine = _build(create_engine, parsed, _store_options(parsed, options))
-    configure_engine(engine, owned=True)
+    configure_engine(engine, owned=True, lock_timeout=lock_timeout)
     return engine
 
 
-def create_async_store_engine(url: str | URL, **options: Any) -> AsyncEngine:
+def create_async_store_engine(
+    url: str | URL, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, **options: Any
+) -> AsyncEngine:
     """An asyncio engine for a server database (or an explicit ``sqlite+aiosqlite`` URL)."""
     parsed = normalize_url(url, for_async=True)
     engine = _build(create_async_engine, parsed, _store_options(parsed, options))
-    configure_engine(engine.sync_engine, owned=True)
+    configure_engine(engine.sync_engine, owned=True, lock_timeout=lock_timeout)
     return engine
 
 
-def configure_engine(engine: Engine, *, owned: bool) -> None:
+def configure_engine(engine: Engine, *, owned: bool, lock_timeout: float) -> None:
     """Prepare ``engine`` for the store: on SQLite, its connection set-up and transactions."""
     if engine.dialect.name == "sqlite":
-        configure_sqlite_engine(engine, owned=owned)
+        configure_sqlite_engine(engine, owned=owned, lock_timeout=lock_timeout)
 
 
 def _store_options(url: URL, options: dict[str, Any]) -> dict[str, Any]:

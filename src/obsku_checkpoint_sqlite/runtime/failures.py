@@ -8,22 +8,32 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from ..errors import NUL_REFUSED, CheckpointStoreError, DatabaseUnavailableError
+from ..errors import NUL_REFUSED, CheckpointStoreError, DatabaseUnavailableError, LockTimeoutError
 
-RETRY_DEADLINE_S = 30.0
+DEFAULT_LOCK_TIMEOUT = 30.0
+"""Seconds a store retries an operation that finds its rows locked (``lock_timeout``)."""
 # MariaDB: deadlock, lock wait timeout. PostgreSQL: serialization failure, deadlock.
 _MYSQL_RETRY_CODES = {1213, 1205}
 _POSTGRES_RETRY_STATES = {"40001", "40P01"}
 
 
-def retry_delay(exc: DBAPIError, dialect_name: str, attempt: int, started: float, *, write: bool) -> float | None:
+def retry_delay(
+    exc: DBAPIError,
+    dialect_name: str,
+    attempt: int,
+    started: float,
+    *,
+    write: bool,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> float | None:
     """How long to wait before retrying after ``exc``, or None to give up.
 
-    Lock contention is retried: the transaction was rolled back, so running it again
-    is safe. A lost connection is retried for reads only: a write whose commit was
-    lost in transit may have happened, and running it twice would duplicate it.
+    Lock contention is retried until ``lock_timeout`` seconds have passed since
+    ``started``: the transaction was rolled back, so running it again is safe. A lost
+    connection is retried for reads only: a write whose commit was lost in transit may
+    have happened, and running it twice would duplicate it.
     """
-    if time.monotonic() - started > RETRY_DEADLINE_S:
+    if time.monotonic() - started >= lock_timeout:
         return None
     if exc.connection_invalidated:
         return 0.0 if (not write and attempt <= 1) else None
@@ -47,8 +57,16 @@ def _is_contention(exc: DBAPIError, dialect_name: str) -> bool:
     return False
 
 
-def translate(exc: DBAPIError) -> CheckpointStoreError | ValueError:
-    """The store's error for a SQLAlchemy/DBAPI error that was not retried."""
+def translate(
+    exc: DBAPIError, dialect_name: str | None = None, *, waited: float | None = None, lock_timeout: float | None = None
+) -> CheckpointStoreError | ValueError:
+    """The store's error for a SQLAlchemy/DBAPI error that was not retried.
+
+    Given the dialect, how long the operation ``waited`` and the store's ``lock_timeout``,
+    lock contention that outlasted it becomes ``LockTimeoutError`` saying so.
+    """
+    if dialect_name is not None and waited is not None and _is_contention(exc, dialect_name):
+        return LockTimeoutError(waited, lock_timeout or DEFAULT_LOCK_TIMEOUT, str(exc.orig))
     if exc.connection_invalidated:
         return DatabaseUnavailableError(f"Lost the connection to the database: {exc.orig}")
     if isinstance(exc.orig, OSError) or _looks_unreachable(exc):

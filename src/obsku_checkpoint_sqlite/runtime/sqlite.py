@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event
 
+from ..db.types import UNICODE_LOWER
+
+# The longest one attempt waits for a lock; the runner retries attempts until the
+# store's lock_timeout has passed.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# The engines already set up, with their connect listeners. A caller's engine shared by
+# several stores keeps the first store's lock timeout.
+_CONFIGURED: weakref.WeakKeyDictionary[Engine, Any] = weakref.WeakKeyDictionary()
 # The execution option that marks a connection's next transaction as a write.
 WRITE_OPTION = "obsku_write"
 
 
-def configure_sqlite_engine(engine: Engine, *, owned: bool) -> None:
+def configure_sqlite_engine(engine: Engine, *, owned: bool, lock_timeout: float) -> None:
     """Install the connection set-up and transaction control on a SQLite ``engine``, once.
 
     Applied to engines the caller built too: foreign keys are off in SQLite unless every
@@ -19,9 +27,15 @@ def configure_sqlite_engine(engine: Engine, *, owned: bool) -> None:
     SQLAlchemy's documented ``begin`` event recipe; an engine the store created gets the
     cheaper dialect hooks of ``_install_dialect_begin`` instead.
     """
-    if event.contains(engine, "connect", _on_connect):
+    if engine in _CONFIGURED:
         return
-    event.listen(engine, "connect", _on_connect)
+    busy_timeout_ms = min(SQLITE_BUSY_TIMEOUT_MS, round(lock_timeout * 1000))
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        _set_up_connection(dbapi_connection, busy_timeout_ms)
+
+    _CONFIGURED[engine] = on_connect
+    event.listen(engine, "connect", on_connect)
     if owned:
         _install_dialect_begin(engine)
     else:
@@ -30,13 +44,15 @@ def configure_sqlite_engine(engine: Engine, *, owned: bool) -> None:
     engine.pool.dispose()
 
 
-def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+def _set_up_connection(dbapi_connection: Any, busy_timeout_ms: int) -> None:
     # The driver must not issue its own BEGIN: the store chooses the kind.
     dbapi_connection.isolation_level = None
+    # SQLite's lower() folds ASCII only; searches fold all of Unicode, as the servers do.
+    dbapi_connection.create_function(UNICODE_LOWER, 1, _unicode_lower, deterministic=True)
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA journal_mode")
         journal_mode = cursor.fetchone()[0]
         if journal_mode != "memory":
@@ -46,6 +62,10 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
             cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+
+
+def _unicode_lower(text: object) -> object:
+    return text.lower() if isinstance(text, str) else text
 
 
 def _begin_statement(write: object) -> str:

@@ -22,7 +22,7 @@ from sqlalchemy.pool import QueuePool, StaticPool
 
 from ..ops.jobs import Job, Step
 from .engines import configure_engine, create_sync_engine
-from .failures import retry_delay, translate
+from .failures import DEFAULT_LOCK_TIMEOUT, retry_delay, translate
 from .sqlite import WRITE_OPTION
 
 T = TypeVar("T")
@@ -47,8 +47,16 @@ class SyncRunner:
     ``auto_migrate=False``, checks that it is there).
     """
 
-    def __init__(self, engine: Engine, *, owns_engine: bool, auto_migrate: bool = True) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        owns_engine: bool,
+        auto_migrate: bool = True,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    ) -> None:
         self.engine = engine
+        self.lock_timeout = lock_timeout
         self.dialect_name = engine.dialect.name
         self._owns_engine = owns_engine
         self._auto_migrate = auto_migrate
@@ -128,7 +136,7 @@ class SyncRunner:
         try:
             return in_transaction(conn, operation, args, write)
         except DBAPIError as exc:
-            if retry_delay(exc, self.dialect_name, 1, started, write=write) is not None:
+            if retry_delay(exc, self.dialect_name, 1, started, write=write, lock_timeout=self.lock_timeout) is not None:
                 raise WouldWait from exc
             raise translate(exc) from exc
         finally:
@@ -168,7 +176,7 @@ class SyncRunner:
         """
         if not self._schema_ready:
             self._prepare_schema()
-        target_engine = create_sync_engine(target_url)
+        target_engine = create_sync_engine(target_url, lock_timeout=self.lock_timeout)
         try:
             with target_engine.connect() as target:
                 in_transaction(target, prepare_target, (), True)
@@ -209,9 +217,12 @@ class SyncRunner:
                     return self._run_once(operation, args, write)
             except DBAPIError as exc:
                 attempt += 1
-                delay = retry_delay(exc, self.dialect_name, attempt, started, write=write)
+                delay = retry_delay(
+                    exc, self.dialect_name, attempt, started, write=write, lock_timeout=self.lock_timeout
+                )
                 if delay is None:
-                    raise translate(exc) from exc
+                    waited = time.monotonic() - started
+                    raise translate(exc, self.dialect_name, waited=waited, lock_timeout=self.lock_timeout) from exc
                 time.sleep(delay)
 
     def _run_once(self, operation: Operation[T], args: tuple[Any, ...], write: bool) -> T:
@@ -243,7 +254,9 @@ class WouldWait(Exception):
     """An operation tried on the event loop found the database busy."""
 
 
-def open_sync_runner(target: str | URL | Engine, *, auto_migrate: bool, **options: Any) -> SyncRunner:
+def open_sync_runner(
+    target: str | URL | Engine, *, auto_migrate: bool, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, **options: Any
+) -> SyncRunner:
     """The runner for the sync store: ``target`` is a URL or a caller-owned ``Engine``."""
     if isinstance(target, AsyncEngine):
         raise TypeError(
@@ -251,6 +264,7 @@ def open_sync_runner(target: str | URL | Engine, *, auto_migrate: bool, **option
             "obsku_checkpoint_sqlite.SqlAlchemyCheckpointStore instead"
         )
     if isinstance(target, Engine):
-        configure_engine(target, owned=False)
-        return SyncRunner(target, owns_engine=False, auto_migrate=auto_migrate)
-    return SyncRunner(create_sync_engine(target, **options), owns_engine=True, auto_migrate=auto_migrate)
+        configure_engine(target, owned=False, lock_timeout=lock_timeout)
+        return SyncRunner(target, owns_engine=False, auto_migrate=auto_migrate, lock_timeout=lock_timeout)
+    engine = create_sync_engine(target, lock_timeout=lock_timeout, **options)
+    return SyncRunner(engine, owns_engine=True, auto_migrate=auto_migrate, lock_timeout=lock_timeout)
