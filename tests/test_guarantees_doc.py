@@ -1,4 +1,4 @@
-"""Every test the README's Guarantees section names exists, so a promise cannot outlive its proof."""
+"""Every test the Guarantees page names exists, so a promise cannot outlive its proof."""
 
 from __future__ import annotations
 
@@ -7,17 +7,19 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+GUARANTEES = ROOT / "docs" / "guarantees.md"
 REFERENCE = re.compile(r"`(tests/[\w/]+\.py)::(\w+)`")
-DOCUMENTS = [ROOT / "README.md"]
 
 
 def guarantee_lines(document: Path) -> list[str]:
-    text = document.read_text(encoding="utf-8")
-    start = text.find("## Guarantees")
-    if start < 0:
+    """The bullets of the page's ``# Guarantees`` section (the page itself, from its title on)."""
+    if not document.exists():
         return []
-    end = text.find("\n## ", start + 1)
-    return [line for line in text[start : end if end >= 0 else None].splitlines() if line.startswith("- ")]
+    text = document.read_text(encoding="utf-8")
+    title = re.search(r"^# Guarantees$", text, flags=re.MULTILINE)
+    if title is None:
+        return []
+    return [line for line in text[title.end() :].splitlines() if line.startswith("- ")]
 
 
 def defined_tests(path: Path) -> set[str]:
@@ -30,17 +32,15 @@ def defined_tests(path: Path) -> set[str]:
 
 
 def test_every_guarantee_names_a_test_that_exists() -> None:
-    sections = {document.name: guarantee_lines(document) for document in DOCUMENTS if document.exists()}
-    sections = {name: lines for name, lines in sections.items() if lines}
-    assert sections, "no Guarantees section in README.md"
+    lines = guarantee_lines(GUARANTEES)
+    assert lines, f"no Guarantees section in {GUARANTEES.relative_to(ROOT)}"
     problems = []
-    for name, lines in sections.items():
-        for line in lines:
-            references = REFERENCE.findall(line)
-            if not references:
-                problems.append(f"{name}: no test named for: {line[:100]}")
-            for file, test in references:
-                path = ROOT / file
-                if not path.exists() or test not in defined_tests(path):
-                    problems.append(f"{name}: {file}::{test} does not exist")
+    for line in lines:
+        references = REFERENCE.findall(line)
+        if not references:
+            problems.append(f"no test named for: {line[:100]}")
+        for file, test in references:
+            path = ROOT / file
+            if not path.exists() or test not in defined_tests(path):
+                problems.append(f"{file}::{test} does not exist")
     assert not problems, "\n".join(problems)

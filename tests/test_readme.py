@@ -1,5 +1,5 @@
-"""The README's examples run as written: every block fenced as ``python`` is a complete program
-(fragments are fenced as ``py``)."""
+"""The README's and the documentation's examples run as written: every block fenced as ``python``
+is a complete program (fragments are fenced as ``py``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,13 @@ import pytest
 from tests.conftest import require_server
 
 REPOSITORY = Path(__file__).resolve().parent.parent
-PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", (REPOSITORY / "README.md").read_text(), flags=re.DOTALL)
+DOCUMENTS = [REPOSITORY / "README.md", *sorted((REPOSITORY / "docs").rglob("*.md"))]
+# (document, block): the blocks of one document build on one another, as a reader's would.
+PYTHON_BLOCKS = [
+    (document.relative_to(REPOSITORY).as_posix(), block)
+    for document in DOCUMENTS
+    for block in re.findall(r"```python\n(.*?)```", document.read_text(encoding="utf-8"), flags=re.DOTALL)
+]
 
 
 def run(arguments: list[str], cwd: Path) -> str:
@@ -23,18 +29,38 @@ def run(arguments: list[str], cwd: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def readme_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One working directory for all blocks: they build on one another, as a reader's would."""
-    return tmp_path_factory.mktemp("readme")
+def working_directories() -> dict[str, Path]:
+    """One working directory per document, made when its first block runs and shared by the rest."""
+    return {}
 
 
-@pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=[f"block{index}" for index in range(len(PYTHON_BLOCKS))])
-def test_readme_python_blocks_run(block: str, readme_directory: Path, tmp_path: Path) -> None:
+def block_ids() -> list[str]:
+    ids, counts = [], dict.fromkeys((document for document, _ in PYTHON_BLOCKS), 0)
+    for document, _ in PYTHON_BLOCKS:
+        ids.append(f"{document}:block{counts[document]}")
+        counts[document] += 1
+    return ids
+
+
+def test_readme_has_python_blocks() -> None:
+    assert any(document == "README.md" for document, _ in PYTHON_BLOCKS)
+
+
+@pytest.mark.parametrize(("document", "block"), PYTHON_BLOCKS, ids=block_ids())
+def test_python_blocks_run(
+    document: str,
+    block: str,
+    working_directories: dict[str, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
+) -> None:
     if "postgresql://" in block:
         require_server("postgresql")
+    if document not in working_directories:
+        working_directories[document] = tmp_path_factory.mktemp(Path(document).stem)
     script = tmp_path / "block.py"
     script.write_text(block)
-    run([sys.executable, str(script)], cwd=readme_directory)
+    run([sys.executable, str(script)], cwd=working_directories[document])
 
 
 def test_example_runs_end_to_end_on_the_embedded_default(tmp_path: Path) -> None:
