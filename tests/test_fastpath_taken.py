@@ -84,4 +84,5 @@ def test_the_store_behaves_the_same_without_the_short_path() -> None:
         timeout=600,
     )
     assert completed.returncode == 0, completed.stdout[-3000:]
-    assert " passed" in completed.stdout and " failed" not in completed.stdout
+    assert " passed" in completed.stdout
+    assert " failed" not in completed.stdout

@@ -1,6 +1,6 @@
 """Schema versioning: upgrade, adopt databases made by the original package, check drift.
 
-The migration scripts ship inside this package (``obsku_checkpoint_sqlite/migrations``),
+The migration scripts ship inside this package (``obsku_checkpoint_sqlite/db/migrations``),
 so stores and the command-line tool run them without an ``alembic.ini``.
 """
 
@@ -57,10 +57,12 @@ def alembic_config(connection: Connection | None = None, url: str | None = None)
 
 @functools.cache
 def script_directory() -> ScriptDirectory:
+    """Alembic's view of the packaged migration scripts."""
     return ScriptDirectory.from_config(alembic_config())
 
 
 def head_revision() -> str:
+    """The newest schema revision this package ships."""
     head = script_directory().get_current_head()
     assert head is not None
     return head
