@@ -45,7 +45,9 @@ class CheckpointVersionConflictError(CheckpointStoreError):
 
 
 class CheckpointCorruptionError(CheckpointStoreError):
-    """Stored data cannot be decoded: malformed JSON, a malformed tag or an invalid shape."""
+    """Stored data cannot be decoded: malformed JSON, a malformed tag or an invalid shape,
+    JSON nested deeper than ``jsonplus.MAX_DEPTH``, text that is not UTF-8, or a damaged
+    SQLite file. ``location`` names the row and column where they are known."""
 
     PREVIEW_LENGTH = 120
 

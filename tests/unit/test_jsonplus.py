@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from obsku_checkpoint_sqlite import CheckpointCorruptionError
-from obsku_checkpoint_sqlite.jsonplus import dumps, loads
+from obsku_checkpoint_sqlite.jsonplus import MAX_DEPTH, dumps, loads, nesting_depth
 
 UTC = timezone.utc
 
@@ -152,3 +152,98 @@ def test_preview_is_truncated() -> None:
     with pytest.raises(CheckpointCorruptionError) as caught:
         loads("[" + "1," * 5000)
     assert len(str(caught.value)) < 400
+
+
+# --- nesting: a documented limit, never a RecursionError --------------------------------
+
+
+def nested_lists(levels: int, leaf: Any = "leaf") -> Any:
+    value: Any = leaf
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def nested_dicts(levels: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(levels):
+        value = {"k": value}
+    return value
+
+
+def nested_maps(maps: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(maps):
+        value = {1: value}  # each a Map tag: an object, its array of pairs, a pair
+    return value
+
+
+def nested_sets(levels: int) -> Any:
+    value: Any = [{"leaf"}]  # a Set tag: an object holding an array
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def on_a_deep_stack(frames: int, call: Any) -> Any:
+    """``call()`` from ``frames`` frames further down the stack: the store may be called deep."""
+    return call() if frames == 0 else on_a_deep_stack(frames - 1, call)
+
+
+@pytest.mark.parametrize(
+    ("build", "largest"),
+    [
+        (nested_lists, MAX_DEPTH),
+        (nested_dicts, MAX_DEPTH),
+        (nested_maps, (MAX_DEPTH - 2) // 3),  # the innermost Map's pairs end at level 3n
+        (nested_sets, MAX_DEPTH - 3),  # a list, the Set's object, its array
+    ],
+    ids=["lists", "dicts", "maps", "sets"],
+)
+def test_values_nest_up_to_max_depth_and_one_level_more_is_refused(build: Any, largest: int) -> None:
+    value = build(largest)
+    text = on_a_deep_stack(300, lambda: dumps(value, field="metadata"))
+    assert nesting_depth(text) <= MAX_DEPTH
+    assert on_a_deep_stack(300, lambda: loads(text)) == value
+    with pytest.raises(ValueError, match=rf"^metadata: nested deeper than {MAX_DEPTH} levels"):
+        on_a_deep_stack(300, lambda: dumps(build(largest + 1), field="metadata"))
+    with pytest.raises(ValueError, match=rf"^metadata: nested deeper than {MAX_DEPTH} levels"):
+        dumps(build(50_000), field="metadata")
+
+
+def test_a_value_that_contains_itself_is_refused_naming_where() -> None:
+    looped: dict[str, Any] = {"ok": 1}
+    looped["children"] = [{"parent": looped}]
+    with pytest.raises(ValueError, match=r"^node_results\['a'\]\['children'\]\[0\]\['parent'\]: .*contains itself"):
+        dumps({"a": looped}, field="node_results")
+    itself: list[Any] = []
+    itself.append(itself)
+    with pytest.raises(ValueError, match=r"^pending_nodes\[0\]: .*contains itself"):
+        dumps(itself, field="pending_nodes")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 5000 + "]" * 5000,
+        "[" * 5000,  # not even JSON: measured, not handed to a parser that recurses
+        '{"a":' * 600 + "1" + "}" * 600,
+        b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1),
+    ],
+    ids=["arrays", "unclosed", "objects", "bytes"],
+)
+def test_stored_json_nested_deeper_than_max_depth_is_corrupt(text: str | bytes) -> None:
+    with pytest.raises(CheckpointCorruptionError, match=rf"in row 7: nested deeper than {MAX_DEPTH} levels"):
+        on_a_deep_stack(300, lambda: loads(text, location="row 7"))
+
+
+def test_stored_json_up_to_max_depth_is_read_whichever_parser_reads_it() -> None:
+    # pydantic-core's parser stops at about 200 levels, the stdlib's reads the rest; the
+    # revival of tags walks them all. Brackets inside a string do not nest.
+    for levels in (150, 300, MAX_DEPTH):
+        text = "[" * levels + '"]]{{"' + "]" * levels
+        assert nesting_depth(text) == levels
+        assert on_a_deep_stack(300, lambda text=text: loads(text)) == nested_lists(levels, "]]{{")
+        tagged = '{"__type":"Set","value":[' + text[2:-2] + "]}"  # two levels for the tag
+        revived = on_a_deep_stack(300, lambda tagged=tagged: loads(tagged))
+        assert revived == [nested_lists(levels - 2, "]]{{")], "unhashable members come back as a list"

@@ -17,13 +17,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import URL, Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import StaticPool
 
 from ..ops.jobs import Job, Step
 from .engines import configure_engine, create_async_store_engine, create_sync_engine
-from .failures import DEFAULT_LOCK_TIMEOUT, retry_delay, translate
+from .failures import DEFAULT_LOCK_TIMEOUT, as_dbapi_error, driver_errors, retry_delay, translate
 from .sqlite import WRITE_OPTION
 from .sync_runner import SyncRunner, WouldWait, open_sync_runner
 from .urls import blocking_url, is_memory_sqlite
@@ -116,7 +115,7 @@ class ThreadRunner:
     def _run_inline(self, operation: Operation[T], args: tuple[Any, ...], write: bool) -> T:
         try:
             conn = self._connection()
-        except DBAPIError as exc:
+        except self.sync_runner.errors as exc:
             raise WouldWait from exc  # the worker thread's attempt retries or reports it
         result = self.sync_runner.try_without_waiting(conn, operation, args, write)
         if write:
@@ -155,6 +154,7 @@ class AsyncEngineRunner:
         self.engine = engine
         self.lock_timeout = lock_timeout
         self.dialect_name = engine.dialect.name
+        self._errors = driver_errors(engine.dialect)
         self._owns_engine = owns_engine
         self._auto_migrate = auto_migrate
         self._schema_ready = False
@@ -229,14 +229,15 @@ class AsyncEngineRunner:
             try:
                 async with self._turns if self._turns is not None else contextlib.nullcontext():
                     return await self._run_once(operation, args, write)
-            except DBAPIError as exc:
+            except self._errors as caught:
+                exc = as_dbapi_error(caught, self.engine.dialect)
                 attempt += 1
                 delay = retry_delay(
                     exc, self.dialect_name, attempt, started, write=write, lock_timeout=self.lock_timeout
                 )
                 if delay is None:
                     waited = time.monotonic() - started
-                    raise translate(exc, self.dialect_name, waited=waited, lock_timeout=self.lock_timeout) from exc
+                    raise translate(exc, self.dialect_name, waited=waited, lock_timeout=self.lock_timeout) from caught
                 await asyncio.sleep(delay)
 
     async def _run_once(self, operation: Operation[T], args: tuple[Any, ...], write: bool) -> T:

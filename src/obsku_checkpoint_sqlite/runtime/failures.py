@@ -6,15 +6,43 @@ import random
 import time
 from typing import Any
 
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 
-from ..errors import NUL_REFUSED, CheckpointStoreError, DatabaseUnavailableError, LockTimeoutError
+from ..errors import (
+    NUL_REFUSED,
+    CheckpointCorruptionError,
+    CheckpointStoreError,
+    DatabaseUnavailableError,
+    LockTimeoutError,
+)
 
 DEFAULT_LOCK_TIMEOUT = 30.0
 """Seconds a store retries an operation that finds its rows locked (``lock_timeout``)."""
 # MariaDB: deadlock, lock wait timeout. PostgreSQL: serialization failure, deadlock.
 _MYSQL_RETRY_CODES = {1213, 1205}
 _POSTGRES_RETRY_STATES = {"40001", "40P01"}
+
+
+def driver_errors(dialect: Dialect) -> tuple[type[Exception], ...]:
+    """The errors a runner catches around an operation, to retry or translate.
+
+    SQLAlchemy wraps the driver's errors in ``DBAPIError`` where it runs the statement.
+    The driver's own errors arrive unwrapped where it does not: rows fetched on SQLite's
+    short path (``fastpath``), statements on a raw connection (``VACUUM``). And a driver
+    that cannot decode a stored text raises ``UnicodeDecodeError``, which SQLAlchemy
+    never wraps. ``as_dbapi_error`` then gives all of them one form.
+    """
+    return (DBAPIError, dialect.loaded_dbapi.Error, UnicodeDecodeError)
+
+
+def as_dbapi_error(exc: Exception, dialect: Dialect) -> DBAPIError:
+    """One of ``driver_errors`` as SQLAlchemy wraps a driver's error, for ``retry_delay`` and ``translate``."""
+    if isinstance(exc, DBAPIError):
+        return exc
+    wrapped = DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error, dialect=dialect)
+    assert isinstance(wrapped, DBAPIError)
+    return wrapped
 
 
 def retry_delay(
@@ -65,6 +93,9 @@ def translate(
     Given the dialect, how long the operation ``waited`` and the store's ``lock_timeout``,
     lock contention that outlasted it becomes ``LockTimeoutError`` saying so.
     """
+    damage = _stored_damage(exc)
+    if damage is not None:
+        return CheckpointCorruptionError(damage, str(exc.orig))
     if dialect_name is not None and waited is not None and _is_contention(exc, dialect_name):
         return LockTimeoutError(waited, lock_timeout or DEFAULT_LOCK_TIMEOUT, str(exc.orig))
     if exc.connection_invalidated:
@@ -76,6 +107,21 @@ def translate(
         # An id or name argument: writes check their text fields by name before this.
         return ValueError(f"{refused!r:.80}: {NUL_REFUSED}, so no row there holds it")
     return CheckpointStoreError(f"Database error: {exc.orig}")
+
+
+def _stored_damage(exc: DBAPIError) -> str | None:
+    """What is wrong with the stored data, when the driver failed reading it."""
+    original = exc.orig
+    if isinstance(original, UnicodeDecodeError):
+        return "stored text is not valid UTF-8"
+    message = str(original)
+    # sqlite3 raises OperationalError("Could not decode to UTF-8 column 'x' with text ...").
+    if "could not decode to utf-8" in message.lower():
+        return "stored text is not valid UTF-8"
+    name = getattr(original, "sqlite_errorname", None)  # Python 3.11 and later
+    if name == "SQLITE_CORRUPT" or "database disk image is malformed" in message:
+        return "the SQLite database file is damaged (run PRAGMA integrity_check on it)"
+    return None
 
 
 def _text_with_nul(exc: DBAPIError) -> str | None:

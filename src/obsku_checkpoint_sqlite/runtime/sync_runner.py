@@ -16,13 +16,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import URL, Connection, Engine
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool, StaticPool
 
 from ..ops.jobs import Job, Step
 from .engines import configure_engine, create_sync_engine
-from .failures import DEFAULT_LOCK_TIMEOUT, retry_delay, translate
+from .failures import DEFAULT_LOCK_TIMEOUT, as_dbapi_error, driver_errors, retry_delay, translate
 from .sqlite import WRITE_OPTION
 
 T = TypeVar("T")
@@ -58,6 +57,7 @@ class SyncRunner:
         self.engine = engine
         self.lock_timeout = lock_timeout
         self.dialect_name = engine.dialect.name
+        self.errors = driver_errors(engine.dialect)
         self._owns_engine = owns_engine
         self._auto_migrate = auto_migrate
         self._schema_ready = False
@@ -118,8 +118,8 @@ class SyncRunner:
         raw = self.engine.raw_connection()
         try:
             return step.operation(raw, *step.args)
-        except DBAPIError as exc:
-            raise translate(exc) from exc
+        except self.errors as exc:
+            raise translate(as_dbapi_error(exc, self.engine.dialect)) from exc
         finally:
             raw.close()
 
@@ -135,10 +135,11 @@ class SyncRunner:
         started = time.monotonic()
         try:
             return in_transaction(conn, operation, args, write)
-        except DBAPIError as exc:
+        except self.errors as caught:
+            exc = as_dbapi_error(caught, self.engine.dialect)
             if retry_delay(exc, self.dialect_name, 1, started, write=write, lock_timeout=self.lock_timeout) is not None:
-                raise WouldWait from exc
-            raise translate(exc) from exc
+                raise WouldWait from caught
+            raise translate(exc) from caught
         finally:
             if turns is not None:
                 turns.release()
@@ -184,8 +185,8 @@ class SyncRunner:
                 target.execution_options(**{WRITE_OPTION: True})
                 with source.begin(), target.begin():
                     return operation(source, target, *args)
-        except DBAPIError as exc:
-            raise translate(exc) from exc
+        except (*self.errors, *driver_errors(target_engine.dialect)) as exc:
+            raise translate(as_dbapi_error(exc, target_engine.dialect)) from exc
         finally:
             target_engine.dispose()
 
@@ -215,14 +216,15 @@ class SyncRunner:
             try:
                 with self._turn():
                     return self._run_once(operation, args, write)
-            except DBAPIError as exc:
+            except self.errors as caught:
+                exc = as_dbapi_error(caught, self.engine.dialect)
                 attempt += 1
                 delay = retry_delay(
                     exc, self.dialect_name, attempt, started, write=write, lock_timeout=self.lock_timeout
                 )
                 if delay is None:
                     waited = time.monotonic() - started
-                    raise translate(exc, self.dialect_name, waited=waited, lock_timeout=self.lock_timeout) from exc
+                    raise translate(exc, self.dialect_name, waited=waited, lock_timeout=self.lock_timeout) from caught
                 time.sleep(delay)
 
     def _run_once(self, operation: Operation[T], args: tuple[Any, ...], write: bool) -> T:
