@@ -44,6 +44,9 @@ SESSION_EXISTS = select(sessions.c.id).where(sessions.c.id == bindparam("session
 # FOR UPDATE serializes a session's writers on PostgreSQL and MariaDB; SQLite omits it
 # and relies on BEGIN IMMEDIATE, which already serializes every writer.
 LOCK_SESSION = SESSION_EXISTS.with_for_update()
+# A fork reads its source under a shared lock: forks of one session run side by side,
+# and a deletion (FOR UPDATE) waits for them, or they for it.
+SHARE_SESSION = GET_SESSION.with_for_update(read=True)
 INSERT_SESSION = _insert_all(sessions)
 TOUCH_SESSION = (
     update(sessions)
@@ -228,14 +231,16 @@ def _copy_checkpoint() -> Any:
         "last_message_id": _newest_message_id(new_session),
     }
     source = select(*copied.values()).where(checkpoints.c.id == bindparam("checkpoint_id"))
-    return insert(checkpoints).from_select(list(copied), source)
+    # The fork reads the rowcount (1, or 0 if the checkpoint went): SQLAlchemy keeps it
+    # for an INSERT only when asked.
+    return insert(checkpoints).from_select(list(copied), source).execution_options(preserve_rowcount=True)
 
 
 COPY_CHECKPOINT = _copy_checkpoint()
 
 PREPARED: frozenset[Executable] = frozenset(
     {
-        GET_SESSION, SESSION_EXISTS, LOCK_SESSION, INSERT_SESSION, TOUCH_SESSION,
+        GET_SESSION, SESSION_EXISTS, LOCK_SESSION, SHARE_SESSION, INSERT_SESSION, TOUCH_SESSION,
         INSERT_MESSAGE, ALL_MESSAGES, MESSAGES_BEFORE, LAST_MESSAGES, LAST_MESSAGES_BEFORE,
         GET_CHECKPOINT, VERSION_EXISTS, VERSION_OF, INSERT_CHECKPOINT, INSERT_CHECKPOINT_RETURNING,
         NAMESPACE_CHECKPOINTS, NAMESPACE_CHECKPOINTS_PAGE, SESSION_CHECKPOINTS, SESSION_CHECKPOINTS_PAGE,

@@ -17,15 +17,25 @@ def fork(conn: Connection, checkpoint_id: str, title: str | None) -> Session:
 
     A constant number of statements whatever the history's length: the INSERT ... SELECT
     is the copy, and the runner's transaction makes the fork all or nothing.
+
+    Raises:
+        CheckpointNotFoundError: no such checkpoint, or it went (with its session, or
+            pruned) before the copy; nothing is written.
     """
     reject_unstorable_text(conn, {"title": title})
     origin = execute(conn, queries.FORK_SOURCE, {"checkpoint_id": checkpoint_id}).one_or_none()
     if origin is None:
         raise CheckpointNotFoundError(checkpoint_id)
     source_session_id, checkpoint_created_at, last_message_id = origin
-    (_, directory, _, _, source_title, workspace_id, metadata, _, _) = execute(
-        conn, queries.GET_SESSION, {"session_id": source_session_id}
-    ).one()
+    # The source session is locked before anything is copied from it: a deletion either
+    # finished before (no row now) or waits for this fork's commit. Once locked, every
+    # statement below sees the source as it stands, on PostgreSQL (READ COMMITTED) and on
+    # MariaDB, whose INSERT ... SELECT copies read the latest rows, not the snapshot the
+    # first SELECT took.
+    source = execute(conn, queries.SHARE_SESSION, {"session_id": source_session_id}).one_or_none()
+    if source is None:
+        raise CheckpointNotFoundError(checkpoint_id)
+    (_, directory, _, _, source_title, workspace_id, metadata, _, _) = source
     now = now_ms()
     new_session_id = new_id()
     execute(
@@ -48,11 +58,15 @@ def fork(conn: Connection, checkpoint_id: str, title: str | None) -> Session:
             "last_message_id": last_message_id, "checkpoint_created_at": checkpoint_created_at,
         },
     )  # fmt: skip
-    execute(
+    copied = execute(
         conn,
         queries.COPY_CHECKPOINT,
         {"id": new_id(), "session_id": new_session_id, "created_at": now, "checkpoint_id": checkpoint_id},
-    )
+    ).rowcount
+    if copied != 1:
+        # A prune deletes single checkpoints without the session's lock; raising rolls
+        # back the session and messages already copied.
+        raise CheckpointNotFoundError(checkpoint_id)
     forked = get_session(conn, new_session_id)
     assert forked is not None
     return forked

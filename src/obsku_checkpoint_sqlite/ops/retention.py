@@ -221,19 +221,25 @@ def delete_idle_sessions(
 
     Returns the numbers of sessions, checkpoints and messages deleted.
     """
+    # The sessions still idle, locked before anything else is read, as delete_session
+    # locks its one: a message or fork that holds a row finishes first, and then the row
+    # is read again (PostgreSQL re-checks a row it waited for; a locking read on MariaDB
+    # reads the latest row, and opens no snapshot, so the SELECT below sees the fork).
+    locked = conn.execute(
+        select(sessions.c.id)
+        .where(sessions.c.id.in_(session_ids), sessions.c.updated_at < idle_before)
+        .with_for_update()
+    ).scalars()
+    idle = list(locked)
+    if not idle:
+        return 0, 0, 0
     # A fork made since the plan is a recently updated session: an index range, as in
     # delete_checkpoints, not a scan for every session forked from these.
     new_forks = select(sessions.c.forked_from_session_id).where(
-        sessions.c.updated_at >= planned_at, sessions.c.forked_from_session_id.in_(session_ids)
+        sessions.c.updated_at >= planned_at, sessions.c.forked_from_session_id.in_(idle)
     )
     forked = set(conn.execute(new_forks).scalars())
-    still_idle = [
-        session_id
-        for session_id in conn.execute(
-            select(sessions.c.id).where(sessions.c.id.in_(session_ids), sessions.c.updated_at < idle_before)
-        ).scalars()
-        if session_id not in forked
-    ]
+    still_idle = [session_id for session_id in idle if session_id not in forked]
     if not still_idle:
         return 0, 0, 0
     # Explicit deletes, not only the cascade, as in delete_session.

@@ -64,6 +64,10 @@ def update_session(conn: Connection, session_id: str, changes: Mapping[str, Any]
 
 
 def delete_session(conn: Connection, session_id: str) -> None:
+    # The session's row is locked first, as its writers and forks lock it: one that began
+    # before waits for this commit and then finds no session; this waits for one that
+    # holds it, and then deletes what it wrote.
+    execute(conn, queries.LOCK_SESSION, {"session_id": session_id})
     # Explicit deletes, not only the cascade: a database adopted from elsewhere may
     # have been built without enforced foreign keys.
     for table in (messages, checkpoints):
