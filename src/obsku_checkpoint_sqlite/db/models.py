@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, MetaData
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from .types import Key, Payload, millis
+from .types import Blob, Key, Payload, millis
 
 # Identical constraint names on every backend, so migrations can address them.
 NAMING_CONVENTION = {
@@ -107,3 +107,52 @@ class CheckpointRecord(Base):
         Index("idx_checkpoints_order_any", "session_id", "step", "created_at", "version", "id"),
         Index("idx_checkpoints_parent", "parent_id"),
     )
+
+
+# --- LangGraph threads (obsku_checkpoint_sqlite.langgraph) ---------------------------------
+# A LangGraph thread is a row of ``sessions`` (id = thread_id); its checkpoints and pending
+# writes live here, apart from the original package's tables, which the TypeScript package
+# reads. Keys are LangGraph's own: ids are unique per (thread, namespace).
+
+
+class LangGraphCheckpointRecord(Base):
+    __tablename__ = "langgraph_checkpoints"
+
+    session_id: Mapped[str] = mapped_column(
+        Key(ID_LENGTH), ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    checkpoint_ns: Mapped[str] = mapped_column(Key(NAME_LENGTH), primary_key=True, server_default="")
+    checkpoint_id: Mapped[str] = mapped_column(Key(ID_LENGTH), primary_key=True)
+    parent_checkpoint_id: Mapped[str | None] = mapped_column(Key(ID_LENGTH))
+    # The serializer's type tag and bytes (LangGraph's ``serde.dumps_typed``).
+    type: Mapped[str] = mapped_column(Key(NAME_LENGTH))
+    checkpoint: Mapped[bytes] = mapped_column(Blob())
+    metadata_json: Mapped[str] = mapped_column("metadata", Payload())
+    # Copied out of the metadata so that delete_for_runs is an index search.
+    run_id: Mapped[str | None] = mapped_column(Key(ID_LENGTH))
+    created_at: Mapped[int] = mapped_column(millis())
+
+    __table_args__ = (
+        # The primary key serves a namespace's latest and its pages; this one serves a
+        # thread's pages across namespaces, newest id first, without a sort.
+        Index("idx_langgraph_checkpoints_thread", "session_id", "checkpoint_id", "checkpoint_ns"),
+        Index("idx_langgraph_checkpoints_run", "run_id"),
+    )
+
+
+class LangGraphWriteRecord(Base):
+    __tablename__ = "langgraph_writes"
+
+    session_id: Mapped[str] = mapped_column(
+        Key(ID_LENGTH), ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    checkpoint_ns: Mapped[str] = mapped_column(Key(NAME_LENGTH), primary_key=True, server_default="")
+    # Not a foreign key to langgraph_checkpoints: LangGraph saves a step's writes in the
+    # background, and they may commit before the checkpoint they belong to.
+    checkpoint_id: Mapped[str] = mapped_column(Key(ID_LENGTH), primary_key=True)
+    task_id: Mapped[str] = mapped_column(Key(ID_LENGTH), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer(), primary_key=True, autoincrement=False)
+    channel: Mapped[str] = mapped_column(Key(NAME_LENGTH))
+    type: Mapped[str] = mapped_column(Key(NAME_LENGTH))
+    value: Mapped[bytes] = mapped_column(Blob())
+    task_path: Mapped[str] = mapped_column(Payload())

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Integer, Select, Table, bindparam, func, insert, literal, or_, select, tuple_, update
 from sqlalchemy.sql.expression import Executable
 
+from . import thread_queries
 from .models import CheckpointRecord, MessageRecord, SessionRecord
 from .types import unicode_lower
 
@@ -246,5 +247,5 @@ PREPARED: frozenset[Executable] = frozenset(
         NAMESPACE_CHECKPOINTS, NAMESPACE_CHECKPOINTS_PAGE, SESSION_CHECKPOINTS, SESSION_CHECKPOINTS_PAGE,
         FORK_SOURCE, COPY_MESSAGES_BY_ID, COPY_MESSAGES_BY_TIME, COPY_CHECKPOINT,
     }
-)  # fmt: skip
+) | thread_queries.PREPARED  # fmt: skip
 """The statements that may take the short path on SQLite."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, Text
+from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
@@ -52,6 +52,33 @@ class Payload(TypeDecorator[str]):
         if dialect.name in ("mysql", "mariadb"):
             return dialect.type_descriptor(mysql.LONGTEXT(charset="utf8mb4", collation="utf8mb4_bin"))
         return dialect.type_descriptor(Text())
+
+
+class Blob(TypeDecorator[bytes]):
+    """Unbounded bytes for serialized payloads (LangGraph's checkpoints and writes).
+
+    MariaDB's ``BLOB`` stops at 64 KiB; ``LONGBLOB`` holds 4 GiB. On SQLite the driver
+    takes and returns ``bytes`` as they are, so no conversion runs there (and the
+    statements that bind them can take the short path of ``runtime.fastpath``).
+    """
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.LONGBLOB())
+        return dialect.type_descriptor(LargeBinary())
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return None
+        return super().bind_processor(dialect)
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        if dialect.name == "sqlite":
+            return None
+        return super().result_processor(dialect, coltype)
 
 
 def millis() -> TypeEngine[int]:
