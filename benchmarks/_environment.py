@@ -12,7 +12,8 @@ from typing import Any
 
 PACKAGES = (
     "obsku-checkpoint-sqlite", "sqlalchemy", "pydantic", "orjson", "aiosqlite", "alembic",
-    "langgraph-checkpoint-sqlite", "langgraph-checkpoint", "psycopg", "pymysql", "aiomysql",
+    "langgraph-checkpoint-sqlite", "langgraph-checkpoint-postgres", "langgraph-checkpoint", "psycopg",
+    "psycopg-binary", "pymysql", "aiomysql",
 )  # fmt: skip
 
 

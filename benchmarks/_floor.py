@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from obsku_checkpoint_sqlite.db import queries
@@ -101,7 +102,7 @@ class Floor:
         args = statement.args({"session_id": session_id, "namespace": namespace, "limit": limit})
 
         def body(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            return [_checkpoint(row) for row in conn.execute(statement.sql, args)]
+            return [checkpoint_record(row) for row in conn.execute(statement.sql, args)]
 
         return self._read(body)  # type: ignore[no-any-return]
 
@@ -115,7 +116,7 @@ class Floor:
         def body(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             rows = conn.execute(LAST_MESSAGES.sql, args).fetchall()
             rows.reverse()
-            return [_message(row) for row in rows]
+            return [message_record(row) for row in rows]
 
         return self._read(body)  # type: ignore[no-any-return]
 
@@ -143,7 +144,8 @@ class Floor:
         return self._write(body)  # type: ignore[no-any-return]
 
 
-def _checkpoint(row: tuple[Any, ...]) -> dict[str, Any]:
+def checkpoint_record(row: Sequence[Any]) -> dict[str, Any]:
+    """A checkpoint row (the columns of ``CHECKPOINT_COLUMNS``) as a dict, its JSON parsed."""
     record = dict(zip(_CHECKPOINT_FIELDS, row, strict=True))
     for column in ("node_results", "pending_nodes", "cycle_state"):
         if record[column] is not None:
@@ -151,7 +153,8 @@ def _checkpoint(row: tuple[Any, ...]) -> dict[str, Any]:
     return record
 
 
-def _message(row: tuple[Any, ...]) -> dict[str, Any]:
+def message_record(row: Sequence[Any]) -> dict[str, Any]:
+    """A message row (the columns of ``MESSAGE_COLUMNS``) as a dict, its JSON parsed."""
     record = dict(zip(_MESSAGE_FIELDS, row, strict=True))
     for column in ("tool_calls", "tool_results"):
         if record[column] is not None:

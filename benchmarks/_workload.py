@@ -194,6 +194,8 @@ class Contender:
     # Run before each call, untimed: puts the database in the same state for every call.
     prepare: Callable[[], Any] | None = None
     samples: list[float] = field(default_factory=list)
+    # The process's CPU time per call, in µs, when ``interleaved`` is asked to record it.
+    cpu_samples: list[float] = field(default_factory=list)
 
     @property
     def is_async(self) -> bool:
@@ -205,18 +207,29 @@ class Timing:
     median_us: float
     p90_us: float
     n: int
+    # Mean CPU time of the benchmark process per call (client side only: the servers run
+    # in their own processes); None where it was not recorded.
+    cpu_us: float | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"median_us": round(self.median_us, 2), "p90_us": round(self.p90_us, 2), "n": self.n}
+        result: dict[str, Any] = {"median_us": round(self.median_us, 2), "p90_us": round(self.p90_us, 2), "n": self.n}
+        if self.cpu_us is not None:
+            result["cpu_us"] = round(self.cpu_us, 2)
+        return result
 
 
-async def interleaved(contenders: Sequence[Contender], rounds: int, calls: int, warmup: int = 3) -> dict[str, Timing]:
+async def interleaved(
+    contenders: Sequence[Contender], rounds: int, calls: int, warmup: int = 3, *, cpu: bool = False
+) -> dict[str, Timing]:
     """Time each call of each contender, taking turns round by round.
 
     Each round runs the contenders in a fresh (seeded) random order, so that none always
     runs right after another's page-cache misses or WAL growth: alternating one order
     with its reverse kept the middle contender always after a writer, and a fork after
     another fork pays for checkpointing its WAL. Medians then compare like with like.
+
+    With ``cpu``, each call's process CPU time is read too, outside the wall-clock
+    bracket, so the wall times do not include reading the CPU clock (a system call).
     """
     for contender in contenders:
         for _ in range(min(warmup, contender.calls or warmup)):
@@ -229,10 +242,18 @@ async def interleaved(contenders: Sequence[Contender], rounds: int, calls: int, 
             for _ in range(contender.calls or calls):
                 if contender.prepare is not None:
                     contender.prepare()
+                if cpu:
+                    cpu_started = time.process_time_ns()
                 started = time.perf_counter_ns()
                 await _call(contender)
                 contender.samples.append((time.perf_counter_ns() - started) / 1000)
-    return {contender.name: summarize(contender.samples) for contender in contenders}
+                if cpu:
+                    contender.cpu_samples.append((time.process_time_ns() - cpu_started) / 1000)
+    timings = {contender.name: summarize(contender.samples) for contender in contenders}
+    for contender in contenders:
+        if contender.cpu_samples:
+            timings[contender.name].cpu_us = statistics.fmean(contender.cpu_samples)
+    return timings
 
 
 async def _call(contender: Contender) -> Any:

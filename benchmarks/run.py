@@ -1,13 +1,14 @@
-"""Benchmark the store against the raw driver and LangGraph's SQLite checkpointers.
+"""Benchmark the store against the raw drivers and LangGraph's checkpointers.
 
-    pip install -e ".[bench,postgresql,mysql]"
-    python -m benchmarks.run            # full run, a few minutes
-    python -m benchmarks.run --quick    # under a minute: fewer samples, smaller scaling set
+    pip install -e ".[bench]"
+    python -m benchmarks.run                          # full run, a few minutes
+    python -m benchmarks.run --quick                  # fewer samples, smaller scaling set
+    python -m benchmarks.run --servers-only --quick   # the PostgreSQL and MariaDB section alone
 
 Prints a table of medians with each contender's ratio to the raw floor, checks every
 target of the performance issue, and writes ``benchmarks/results/latest.json``.
-Server throughput runs against ``OBSKU_BENCH_POSTGRES_URL`` / ``OBSKU_BENCH_MYSQL_URL``
-(defaults: the local test servers) in a scratch database it drops afterwards; an
+The server section runs against ``OBSKU_BENCH_POSTGRES_URL`` / ``OBSKU_BENCH_MYSQL_URL``
+(defaults: the local test servers) in scratch databases it drops afterwards; an
 unreachable server is reported and skipped.
 """
 
@@ -31,12 +32,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer samples and a smaller scaling set (< 1 minute)")
+    parser.add_argument("--quick", action="store_true", help="fewer samples, shorter runs")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json", help="where to write the JSON result")
-    parser.add_argument("--no-servers", action="store_true", help="skip PostgreSQL and MariaDB throughput")
+    parser.add_argument("--no-servers", action="store_true", help="skip the PostgreSQL and MariaDB section")
     parser.add_argument("--no-scaling", action="store_true", help="skip the 1,000 vs 100,000 rows comparison")
+    parser.add_argument("--servers-only", action="store_true", help="only the PostgreSQL and MariaDB section")
     parser.add_argument("--directory", help="where to put the SQLite files (default: a temporary directory)")
     args = parser.parse_args(argv)
+    if args.servers_only and args.no_servers:
+        parser.error("--servers-only and --no-servers leave nothing to run")
     return asyncio.run(_main(args))
 
 
@@ -47,19 +51,25 @@ def report(line: str) -> None:
 async def _main(args: argparse.Namespace) -> int:
     started = time.monotonic()
     profile = _sqlite_suite.QUICK if args.quick else _sqlite_suite.FULL
-    with tempfile.TemporaryDirectory(prefix="obsku-bench-", dir=args.directory) as directory:
-        report("hot operations on a SQLite file")
-        operations = await _sqlite_suite.run_suite(directory, profile, report)
-        scaling = None
-        if not args.no_scaling:
-            report("scaling")
-            scaling = await _scaling.run_scaling(directory, quick=args.quick, report=report)
-    servers = None if args.no_servers else await _servers.run_servers(quick=args.quick, report=report)
+    operations: dict[str, dict[str, Timing]] = {}
+    scaling = None
+    if not args.servers_only:
+        with tempfile.TemporaryDirectory(prefix="obsku-bench-", dir=args.directory) as directory:
+            report("hot operations on a SQLite file")
+            operations = await _sqlite_suite.run_suite(directory, profile, report)
+            if not args.no_scaling:
+                report("scaling")
+                scaling = await _scaling.run_scaling(directory, quick=args.quick, report=report)
+    servers = None
+    if not args.no_servers:
+        servers = await _servers.run_servers(_servers.QUICK if args.quick else _servers.FULL, report)
     verdicts = _targets.check(operations, scaling, servers)
+    flags = [f"--{name.replace('_', '-')}" for name in ("quick", "servers_only", "no_servers", "no_scaling")
+             if getattr(args, name)]  # fmt: skip
     result: dict[str, Any] = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "mode": "quick" if args.quick else "full",
-        "command": "python -m benchmarks.run" + (" --quick" if args.quick else ""),
+        "command": " ".join(["python -m benchmarks.run", *flags]),
         "duration_s": round(time.monotonic() - started, 1),
         "environment": _environment.describe(),
         "operations": {op: {name: t.as_json() for name, t in timings.items()} for op, timings in operations.items()},
@@ -86,6 +96,9 @@ def render(result: dict[str, Any], operations: dict[str, dict[str, Timing]]) -> 
         "| operation | floor µs | sync µs (×floor) | async µs (×sync) | LangGraph sync µs | LangGraph async µs |",
         "|---|---:|---:|---:|---:|---:|",
     ]
+    if not operations:
+        lines.pop()
+        lines[-1] = "SQLite: not measured in this run (--servers-only)"
     for operation, timings in operations.items():
         floor = timings["floor"].median_us
         cells = [operation, _us(floor)]

@@ -139,14 +139,14 @@ def render(result: dict[str, Any]) -> str:
         INTRO,
         environment_section(result),
         operations_section(operations),
-        OPERATION_NOTES,
+        OPERATION_NOTES if operations else "",
         scaling_section(result.get("scaling")),
         servers_section(result.get("servers")),
         targets_section(result["targets"]),
         TARGET_NOTES.format(floor_vs_put=floor_versus_put(operations)),
         DESIGN_NOTES,
     ]
-    return "\n".join(section.rstrip("\n") + "\n" for section in sections)
+    return "\n".join(section.rstrip("\n") + "\n" for section in sections if section)
 
 
 def environment_section(result: dict[str, Any]) -> str:
@@ -166,6 +166,8 @@ def environment_section(result: dict[str, Any]) -> str:
 
 
 def operations_section(operations: dict[str, dict[str, dict[str, Any]]]) -> str:
+    if not operations:
+        return "## Operations\n\nNot measured in this run (`--servers-only`)."
     headers = [CONTENDERS[name] for name in CONTENDERS]
     lines = [
         "## Operations",
@@ -194,7 +196,7 @@ def operations_section(operations: dict[str, dict[str, dict[str, Any]]]) -> str:
 def scaling_section(scaling: dict[str, Any] | None) -> str:
     lines = ["## Scaling", ""]
     if not scaling:
-        return "\n".join([*lines, "Not measured in this run (`--no-scaling`)."])
+        return "\n".join([*lines, "Not measured in this run (`--no-scaling` or `--servers-only`)."])
     small, large = scaling["small"], scaling["large"]
     lines += [
         f"The same operations on a session of {small:,} and of {large:,} rows (another session's rows "
@@ -222,6 +224,8 @@ def scaling_section(scaling: dict[str, Any] | None) -> str:
 
 
 def servers_section(servers: dict[str, Any] | None) -> str:
+    if servers and any("operations" in result for result in servers.values()):
+        return server_operations_section(servers)
     lines = ["## Server throughput", ""]
     if not servers:
         return "\n".join([*lines, "Not measured in this run (`--no-servers`)."])
@@ -251,6 +255,118 @@ def servers_section(servers: dict[str, Any] | None) -> str:
     ]
     if versions:
         lines += ["", "Servers: " + "; ".join(versions) + "."]
+    return "\n".join(lines)
+
+
+SERVER_NAMES = {"postgresql": "PostgreSQL", "mariadb": "MariaDB"}
+SERVER_CONTENDERS = {
+    "postgresql": {"floor": "psycopg floor", "sync": "sync", "async": "async", "langgraph": "PostgresSaver",
+                   "langgraph_async": "AsyncPostgresSaver"},
+    "mariadb": {"floor": "PyMySQL floor", "sync": "sync", "async": "async"},
+}  # fmt: skip
+
+SERVERS_INTRO = """\
+Each server runs, in one process and taking turns in a freshly shuffled order each round: the raw
+floor, the store's blocking face (`sync.SqlAlchemyCheckpointStore`) and async face
+(`SqlAlchemyCheckpointStore`), and on PostgreSQL LangGraph's `PostgresSaver` and `AsyncPostgresSaver`
+(each on a psycopg connection opened as LangGraph's documentation opens it; `setup()` once). The floor
+is psycopg 3 (PostgreSQL, statements prepared on the server) or PyMySQL (MariaDB) running the store's
+own statements, compiled by the store's dialect, one transaction per operation: a read is one
+statement in autocommit; a write locks or touches the session and inserts (psycopg sends `BEGIN`,
+both statements and `COMMIT` in one pipeline; PyMySQL cannot pipeline, and checks the session before
+inserting).
+LangGraph's `put` writes the same 20 node results as channel values, each a new blob version.
+
+Every contender writes to a session (or thread) of its own and reads one seeded with {checkpoints:,}
+checkpoints of 20 node results of 200 characters and {messages:,} messages, after `VACUUM ANALYZE`
+(PostgreSQL) or `ANALYZE TABLE` (MariaDB), in scratch databases dropped afterwards. *CPU* is the
+benchmark process's own CPU time per call (the servers run in their own processes). *Round trips*
+are counted in a separate, untimed pass through a loopback proxy (`tests/_proxy.py`) that reads the
+client's side of the wire protocol and counts each message after which the client waits for the server
+(PostgreSQL: a Sync or a simple Query; MariaDB: a command packet): a few calls per contender after a
+warm-up.
+
+```bash
+python -m benchmarks.run --servers-only           # this section alone
+python -m benchmarks.run --servers-only --quick   # fewer samples, shorter throughput windows
+```
+"""
+
+
+def server_operations_section(servers: dict[str, Any]) -> str:
+    """The server tables: per operation and contender, then write throughput."""
+    measured = [result for result in servers.values() if "operations" in result]
+    workload = measured[0]["workload"]
+    lines = ["## Servers", "", SERVERS_INTRO.format(**workload).rstrip("\n")]
+    for backend, result in servers.items():
+        name = SERVER_NAMES.get(backend, backend)
+        lines += ["", f"### {name}", ""]
+        if "operations" not in result:
+            lines.append(f"Not measured in this run: {result.get('skipped', 'no result')}.")
+            continue
+        labels = SERVER_CONTENDERS.get(backend, {})
+        lines += [
+            f"{result['server_version']}. Median / 90th percentile of one call in µs, "
+            f"{result['rounds']} rounds of {result['calls']} calls each; round trips over "
+            f"{result['counted_calls']} calls.",
+            "",
+            "| operation | contender | median / p90 µs | ×floor | CPU µs per call | round trips |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        for operation, timings in result["operations"].items():
+            floor = timings["floor"]["median_us"]
+            for contender, timing in timings.items():
+                trips = timing.get("round_trips")
+                cells = [
+                    operation,
+                    labels.get(contender, contender),
+                    f"{duration(timing['median_us'])} / {duration(timing['p90_us'])}",
+                    f"{timing['median_us'] / floor:.2f}×",
+                    duration(timing["cpu_us"]),
+                    "–" if trips is None else f"{trips:g}",
+                ]
+                lines.append("| " + " | ".join(cells) + " |")
+        if result.get("round_trips_note"):
+            lines += ["", f"Round trips {result['round_trips_note']}."]
+    writers = sorted(
+        {
+            int(key)
+            for result in measured
+            for by_contender in result["throughput"].values()
+            for rates in by_contender.values()
+            for key in rates
+            if key.isdigit()
+        }
+    )
+    lines += [
+        "",
+        "### Write throughput",
+        "",
+        "Async writes per second, each writer on a session of its own (LangGraph: a thread, and a saver with "
+        "its own connection); the store's pool holds a connection per writer. The median of the measuring "
+        "windows, taken in turns; in brackets, the CPU the benchmark process itself used, in cores.",
+        "",
+        "| server | operation | contender | " + " | ".join(f"{n} writer{'s' if n > 1 else ''}" for n in writers) + " |",
+        "|---|---|---|" + "---:|" * len(writers),
+    ]
+    for backend, result in servers.items():
+        labels = SERVER_CONTENDERS.get(backend, {})
+        for operation, by_contender in result.get("throughput", {}).items():
+            for contender, rates in by_contender.items():
+                cells = [f"{rates[str(n)]:,.0f} ({rates[f'{n}_client_cores']:.2f} cores)" for n in writers]
+                lines.append(
+                    f"| {SERVER_NAMES.get(backend, backend)} | {operation} | {labels.get(contender, contender)} | "
+                    + " | ".join(cells)
+                    + " |"
+                )
+    windows = [
+        f"{SERVER_NAMES.get(backend, backend)}: {result['windows']} window{'s' if result['windows'] > 1 else ''}, "
+        f"{result['duration_s']:g} s per number of writers"
+        for backend, result in servers.items()
+        if "windows" in result
+    ]
+    if windows:
+        lines += ["", "Throughput windows: " + "; ".join(windows) + "."]
     return "\n".join(lines)
 
 
