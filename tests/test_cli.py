@@ -123,7 +123,7 @@ def test_sessions_lists_a_table_and_json(filled: Filled) -> None:
 
 def test_sessions_pages_searches_and_filters(filled: Filled) -> None:
     first = ok(filled.db, "sessions", "--limit", "1").stdout
-    assert "More: obsku-checkpoint sessions --cursor " in first
+    assert "sessions --limit 1 --cursor " in first
     cursor = first.split("--cursor ")[1].split()[0]
     second = json.loads(ok(filled.db, "sessions", "--limit", "1", "--cursor", cursor, "--json").stdout)
     assert [item["session"]["id"] for item in second["sessions"]] == [filled.run]
@@ -180,8 +180,8 @@ def test_fork_starts_a_new_session(filled: Filled) -> None:
 
 def test_delete_asks_first_unless_yes(filled: Filled) -> None:
     declined = run(filled.db, "delete", filled.fork, input="n\n")
-    assert declined.exit_code == 1
-    assert "Nothing deleted." in declined.stderr
+    assert declined.exit_code == 0
+    assert declined.stderr.endswith("Nothing deleted.\n")
     assert filled.fork in ok(filled.db, "sessions").stdout
 
     accepted = ok(filled.db, "delete", filled.fork, input="y\n")
@@ -317,7 +317,8 @@ def test_db_commands_wrap_the_migrations(tmp_path: Path) -> None:
     assert history[-1]["down_revision"] is None
     previous = history[1]["revision"]
 
-    assert run(db, "db", "downgrade", previous, input="n\n").exit_code == 1
+    declined = run(db, "db", "downgrade", previous, input="n\n")
+    assert (declined.exit_code, declined.stderr.splitlines()[-1]) == (0, "Nothing changed.")
     assert "nonsense" in failed(run(db, "db", "downgrade", "nonsense", "--yes"))
     assert ok(db, "db", "downgrade", previous, "--yes").stdout == f"At revision {previous}.\n"
     assert "behind head" in ok(db, "db", "current").stdout

@@ -6,6 +6,8 @@ The async store is here; its blocking twin, with the same names, is in
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 from .dto import (
     UNSET,
     Checkpoint,
@@ -39,6 +41,11 @@ from .errors import (
 )
 from .store import SqlAlchemyCheckpointStore, SqliteCheckpointStore
 
+try:
+    __version__ = version("obsku-checkpoint-sqlite")
+except PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"
+
 __all__ = [
     "UNSET",
     "Checkpoint",
@@ -69,4 +76,5 @@ __all__ = [
     "SummaryPage",
     "ToolCall",
     "TransferReport",
+    "__version__",
 ]

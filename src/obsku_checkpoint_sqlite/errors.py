@@ -63,7 +63,16 @@ class CheckpointCorruptionError(CheckpointStoreError):
 
 
 class SchemaError(CheckpointStoreError):
-    """The database's schema is not one this package can use or upgrade."""
+    """The database's schema is not one this package can use or upgrade.
+
+    ``needs_upgrade`` is True when upgrading the database (``obsku-checkpoint db upgrade``)
+    resolves it: the store was opened without automatic migration on a database that has
+    no schema yet or an older one.
+    """
+
+    def __init__(self, message: str, *, needs_upgrade: bool = False) -> None:
+        super().__init__(message)
+        self.needs_upgrade = needs_upgrade
 
 
 class DatabaseUnavailableError(CheckpointStoreError):

@@ -44,11 +44,11 @@ from .dto import (
     check_seconds,
     check_text,
 )
-from .ops import checkpoints, copying, export, forks, importing, messages, retention, sessions, summaries
+from .ops import checkpoints, copying, export, files, forks, importing, messages, retention, sessions, summaries
 from .ops.jobs import Progress
 from .runtime.failures import DEFAULT_LOCK_TIMEOUT
 from .runtime.sync_runner import is_short_page
-from .runtime.urls import sqlite_url
+from .runtime.urls import database_url, sqlite_url
 
 
 class SqlAlchemyCheckpointStore:
@@ -57,7 +57,9 @@ class SqlAlchemyCheckpointStore:
     Args:
         url_or_engine: a database URL (``sqlite:///file.db``, ``postgresql://...``,
             ``mariadb://...``; a plain URL gets this package's driver, one naming a driver
-            is used as given), or an engine you built and will dispose of yourself.
+            is used as given, an asyncio driver's URL on the blocking face gets the
+            backend's blocking driver), the path of a SQLite file (a str without ``://``,
+            or a ``pathlib.Path``), or an engine you built and will dispose of yourself.
         auto_migrate: bring the schema to this package's head revision on first use
             (the default). With False, a database that is not at head is refused.
         lock_timeout: seconds an operation keeps retrying while another writer holds the
@@ -65,6 +67,11 @@ class SqlAlchemyCheckpointStore:
             written nothing. On SQLite one attempt waits at most 10 s of it; on PostgreSQL
             and MariaDB each attempt also waits as long as the server's own lock timeout.
         **options: passed to SQLAlchemy's ``create_engine`` when given a URL.
+
+    Raises:
+        ValueError: a str with ``://`` that is not a database URL, or an asyncio driver's
+            URL on the blocking face for a backend this package has no blocking driver for.
+        DriverNotInstalledError: the URL needs a driver that is not installed.
 
     The store is safe to share between tasks (async face) and threads (blocking face).
     Close it, or use it as a context manager, to release its connections; an engine you
@@ -76,15 +83,16 @@ class SqlAlchemyCheckpointStore:
 
     def __init__(
         self,
-        url_or_engine: str | URL | Engine,
+        url_or_engine: str | os.PathLike[str] | URL | Engine,
         *,
         auto_migrate: bool = True,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         **options: Any,
     ) -> None:
         check_seconds("lock_timeout", lock_timeout)
+        target = database_url(url_or_engine) if isinstance(url_or_engine, (str, os.PathLike)) else url_or_engine
         self._runner: SyncRunner = open_sync_runner(
-            url_or_engine, auto_migrate=auto_migrate, lock_timeout=lock_timeout, **options
+            target, auto_migrate=auto_migrate, lock_timeout=lock_timeout, **options
         )
 
     def close(self) -> None:
@@ -397,10 +405,11 @@ class SqlAlchemyCheckpointStore:
 
     def export_sessions(
         self,
-        target: export.ExportTarget,
+        target: files.ExportTarget,
         *,
         workspace_id: str | None = None,
         session_ids: list[str] | None = None,
+        overwrite: bool = False,
         progress: Progress | None = None,
     ) -> TransferReport:
         """Write sessions with their messages and checkpoints to ``target`` (a path, ``.gz``
@@ -409,25 +418,37 @@ class SqlAlchemyCheckpointStore:
         ``session_ids`` narrow it. Streams: memory does not grow with the database. On the
         async face it runs in a worker thread, off the event loop.
 
+        A path gets a new file of mode 0600 (checkpoints hold tool outputs and secrets),
+        never written through a symlink, and moved into place only once complete: a
+        failed export leaves nothing behind. An existing path is refused unless
+        ``overwrite``, which replaces it (a symlink itself, not the file it points to).
+
         Raises:
+            FileExistsError: the path exists and ``overwrite`` is False.
             OSError: the file cannot be written.
         """
         check_text("workspace_id", workspace_id, optional=True)
         if session_ids is not None:
             for session_id in session_ids:
                 check_text("session_ids", session_id)
-        return self._runner.offload(export.export_sessions, target, workspace_id, session_ids, progress, write=False)
+        if type(overwrite) is not bool:
+            raise TypeError(f"overwrite: expected a bool, got {type(overwrite).__name__}")
+        destination = files.ExportFile(target, overwrite=overwrite)
+        return self._runner.offload(
+            export.export_sessions, destination, workspace_id, session_ids, progress, write=False
+        )
 
     def import_sessions(
         self,
-        source: str | os.PathLike[str],
+        source: files.ImportSource,
         *,
         new_ids: bool = False,
         on_conflict: export.OnConflict = "fail",
         progress: Progress | None = None,
     ) -> TransferReport:
-        """Read an export file (``.gz`` for gzip) into this database, in one transaction:
-        on any error nothing is imported.
+        """Read an export into this database, in one transaction: on any error nothing is
+        imported. ``source`` is a path or a binary file object (such as
+        ``sys.stdin.buffer``); gzip is recognised by its first bytes.
 
         Rows keep their ids, so a round trip is exact. A session whose id exists already
         makes the import fail (``on_conflict="fail"``, the default: importing a file twice
@@ -437,18 +458,19 @@ class SqlAlchemyCheckpointStore:
         async face it runs in a worker thread, off the event loop.
 
         Raises:
-            ExportFormatError: the file is corrupt, truncated or of a newer format; its
-                ``line`` says where.
+            ExportFormatError: the file is corrupt, truncated (a gzip stream too) or of a
+                newer format; its ``line`` says where.
             ImportConflictError: an id exists in the target (see ``on_conflict``).
             OSError: the file cannot be read.
         """
         if on_conflict not in ("fail", "skip"):
             raise ValueError(f"on_conflict: 'fail' or 'skip', got {on_conflict!r}")
-        return self._runner.offload(importing.import_sessions, source, new_ids, on_conflict, progress, write=True)
+        with files.ImportFile(source) as readable:
+            return self._runner.offload(importing.import_sessions, readable, new_ids, on_conflict, progress, write=True)
 
     def copy_to(
         self,
-        target_url: str | URL,
+        target_url: str | os.PathLike[str] | URL,
         *,
         batch_size: int = export.BATCH_SIZE,
         progress: Progress | None = None,
@@ -468,7 +490,9 @@ class SqlAlchemyCheckpointStore:
         """
         if type(batch_size) is not int or batch_size < 1:
             raise ValueError(f"batch_size: must be a positive int, got {batch_size!r}")
-        return self._runner.run_across(target_url, copying.prepare_copy_target, copying.copy_rows, batch_size, progress)
+        return self._runner.run_across(
+            database_url(target_url), copying.prepare_copy_target, copying.copy_rows, batch_size, progress
+        )
 
 
 class SqliteCheckpointStore(SqlAlchemyCheckpointStore):

@@ -6,19 +6,31 @@ either face; the format is described in ``obsku_checkpoint_sqlite.ops.export``.
 
 from __future__ import annotations
 
+import os
+
 from sqlalchemy import URL
 
 from .dto import TransferReport
-from .ops.export import BATCH_SIZE, FORMAT, FORMAT_VERSION, ExportTarget, OnConflict
+from .ops.export import BATCH_SIZE, FORMAT, FORMAT_VERSION, OnConflict
+from .ops.files import ExportTarget, ImportSource
 from .ops.jobs import Progress
 from .sync import SqlAlchemyCheckpointStore
 
-__all__ = ["BATCH_SIZE", "FORMAT", "FORMAT_VERSION", "ExportTarget", "OnConflict", "Progress", "copy_database"]
+__all__ = [
+    "BATCH_SIZE",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "ExportTarget",
+    "ImportSource",
+    "OnConflict",
+    "Progress",
+    "copy_database",
+]
 
 
 def copy_database(
-    source_url: str | URL,
-    target_url: str | URL,
+    source_url: str | os.PathLike[str] | URL,
+    target_url: str | os.PathLike[str] | URL,
     *,
     batch_size: int = BATCH_SIZE,
     progress: Progress | None = None,

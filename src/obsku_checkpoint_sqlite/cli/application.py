@@ -5,36 +5,79 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
+import click
 import typer
 from alembic.util import CommandError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy import make_url
+from sqlalchemy import URL
 from sqlalchemy.exc import ArgumentError, DBAPIError
+from typer.core import TyperGroup
 
-from ..errors import CheckpointStoreError
+from .. import __version__
+from ..errors import CheckpointStoreError, SchemaError
 from ..ops.jobs import Progress as ProgressCallback
 from ..runtime.failures import translate
-from ..runtime.urls import DEFAULT_URL, URL_ENVIRONMENT_VARIABLE
+from ..runtime.urls import DEFAULT_URL, URL_ENVIRONMENT_VARIABLE, database_url, shown_url
 from ..sync import SqlAlchemyCheckpointStore
 
 P = ParamSpec("P")
 R = TypeVar("R")
+PROGRAM = "obsku-checkpoint"
+
+
+class Commands(TyperGroup):
+    """The app's command group, reporting a usage error in one line (and where to find help),
+    as Unix tools do, instead of Rich's box."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: list[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            # Not standalone, so Click hands usage errors here instead of printing them.
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            # Rich printed the help as the error was made; plain Click returns it.
+            if exc.format_message().strip():
+                click.echo(exc.format_message())
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            err.print(f"[bold red]error:[/bold red] {escape(' '.join(exc.format_message().split()))}")
+            ctx = getattr(exc, "ctx", None)
+            if ctx is not None:
+                err.print(f"Try '{' '.join([PROGRAM, *command_path(ctx), '--help'])}'.")
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            err.print("Aborted.")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
+    cls=Commands,
     name="obsku-checkpoint",
     help=(
         "See and manage the sessions, messages and graph checkpoints of obsku agents.\n\n"
         "Reads ./checkpoints.db unless --db or OBSKU_CHECKPOINT_URL names another database "
-        "(a SQLite path, or a URL such as postgresql://user@host/db or mariadb://user@host/db).\n\n"
+        "(a SQLite path, or a URL such as postgresql://user@host/db or mariadb://user@host/db; "
+        "an asyncio driver's URL, such as postgresql+asyncpg://..., gets its blocking twin).\n\n"
         "Start with [bold]obsku-checkpoint sessions[/bold], then [bold]show SESSION[/bold]."
     ),
     epilog=(
@@ -85,20 +128,47 @@ def handled(command: Callable[P, R]) -> Callable[P, R]:
             # The reader (head, less) went away: stop quietly, as Unix tools do.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(1) from None
+        except SchemaError as exc:
+            if not exc.needs_upgrade:
+                fail(str(exc))
+            fail(
+                "The database has no schema yet, or an older one than this version of obsku-checkpoint: "
+                f"upgrade it with `{command_line(click.get_current_context(), 'db', 'upgrade')}`"
+            )
         except (CliError, CheckpointStoreError, CommandError, ArgumentError, OSError, ValueError) as exc:
-            message = " ".join(str(exc).split())
-            err.print(f"[bold red]error:[/bold red] {escape(message)}")
-            raise typer.Exit(1) from None
+            fail(str(exc))
         except DBAPIError as exc:  # outside a store, e.g. the db commands' own connections
-            err.print(f"[bold red]error:[/bold red] {escape(' '.join(str(translate(exc)).split()))}")
-            raise typer.Exit(1) from None
+            fail(str(translate(exc)))
 
     return wrapper
 
 
-def database_url(value: str) -> str:
-    # A bare path is a SQLite file: `--db ./runs.db` is what people type.
-    return value if "://" in value else f"sqlite:///{value}"
+def fail(message: str) -> NoReturn:
+    """Print ``message`` as the one error line and exit with code 1."""
+    err.print(f"[bold red]error:[/bold red] {escape(' '.join(message.split()))}")
+    raise typer.Exit(1) from None
+
+
+@dataclass(frozen=True)
+class Database:
+    """The database the command works on, and how it was named."""
+
+    url: URL
+    given: str
+    from_environment: bool
+
+    def option(self) -> str:
+        """``--db`` as a printed command gives it: the environment variable where the URL came
+        from it, or what was typed (a URL with its password masked), quoted for the shell."""
+        if self.from_environment:
+            return f'--db "${URL_ENVIRONMENT_VARIABLE}"'
+        return "--db " + shlex.quote(shown_url(self.given) if "://" in self.given else self.given)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"{PROGRAM} {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -109,22 +179,84 @@ def _options(
         typer.Option(
             "--db",
             envvar=URL_ENVIRONMENT_VARIABLE,
-            help="The database: a SQLite file path or a SQLAlchemy URL.",
+            help="The database: a SQLite file path (anything without ://) or a SQLAlchemy URL.",
             show_default="./checkpoints.db",
         ),
     ] = DEFAULT_URL,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
 ) -> None:
-    ctx.obj = database_url(db)
+    source = ctx.get_parameter_source("db")
+    try:
+        url = database_url(db)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--db'") from None
+    ctx.obj = Database(url, db, from_environment=source is click.core.ParameterSource.ENVIRONMENT)
 
 
-def url_of(ctx: typer.Context) -> str:
-    return str(ctx.find_root().obj)
+def database_of(ctx: click.Context) -> Database:
+    found = ctx.find_root().obj
+    assert isinstance(found, Database)
+    return found
 
 
-def require_existing(url: str) -> None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        path = Path(parsed.database or "")
+def url_of(ctx: click.Context) -> URL:
+    return database_of(ctx).url
+
+
+def command_path(ctx: click.Context) -> list[str]:
+    """The command's names after the program's: ``["db", "upgrade"]``."""
+    names: list[str] = []
+    while ctx.parent is not None:
+        names.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    return names
+
+
+def command_line(ctx: click.Context, *words: str) -> str:
+    """A command line to print: the program, ``--db`` as this one got it, then ``words``."""
+    return " ".join([PROGRAM, database_of(ctx).option(), *(shlex.quote(word) for word in words)])
+
+
+def same_command(ctx: click.Context, **changes: Any) -> str:
+    """This command line again, with the options in ``changes`` set, to print as a hint."""
+    words: list[str] = []
+    positional: list[str] = []
+    for param in ctx.command.params:
+        if param.name is None or not param.expose_value:
+            continue
+        value = changes.get(param.name, ctx.params.get(param.name))
+        if value is None:
+            continue
+        if isinstance(param, click.Argument):
+            positional.extend(str(item) for item in (value if isinstance(value, (list, tuple)) else [value]))
+        elif value == param.default or value in ((), []):
+            continue
+        elif getattr(param, "is_flag", False):
+            words.append(param.opts[0])
+        else:
+            for item in value if param.multiple else [value]:
+                words.extend([param.opts[0], str(item)])
+    if any(word.startswith("-") for word in positional):
+        positional.insert(0, "--")
+    return command_line(ctx, *command_path(ctx), *words, *positional)
+
+
+def confirm(question: str) -> bool:
+    """Ask ``question`` on the terminal; no answer (standard input closed) is an error."""
+    try:
+        return typer.confirm(question, default=False, err=True)
+    except click.Abort as exc:
+        if isinstance(exc.__context__, EOFError):
+            raise CliError("No answer on standard input: pass --yes to go ahead without asking") from None
+        raise
+
+
+def require_existing(url: URL) -> None:
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        path = Path(url.database or "")
         if not path.exists():
             raise CliError(
                 f"No database at {path}: run your agent (or examples/quickstart.py) first, "

@@ -13,6 +13,7 @@ from .application import (
     JsonOption,
     SessionArgument,
     app,
+    confirm,
     err,
     handled,
     now_ms,
@@ -20,6 +21,7 @@ from .application import (
     out,
     parse_age,
     progress_bar,
+    same_command,
 )
 from .render import count, print_json, rows_moved
 
@@ -48,16 +50,16 @@ def delete(
     session_id: SessionArgument,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Delete a session with its messages and checkpoints."""
+    """Delete a session with its messages and checkpoints. Asks first, unless --yes."""
     with open_store(ctx) as store:
         session = store.get_session(session_id)
         if session is None:
             raise CliError(f"Session not found: {session_id}")
         if not yes:
             question = f"Delete session {session_id} ({session.title or 'untitled'}) with its messages and checkpoints?"
-            if not typer.confirm(question, default=False, err=True):
+            if not confirm(question):
                 err.print("Nothing deleted.")
-                raise typer.Exit(1)
+                return
         store.delete_session(session_id)
     out.print(f"Deleted session {session_id}.")
 
@@ -117,6 +119,11 @@ def prune(
         more = len(report.session_ids) - LISTED_IDS
         out.print(f"Idle sessions: {listed}" + (f" and {more} more" if more > 0 else "") + ".")
     if report.dry_run:
-        out.print("Dry run: nothing was deleted. Add --apply to delete.", style="dim")
+        out.print(
+            f"Dry run: nothing was deleted. To delete: {same_command(ctx, apply=True)}",
+            style="dim",
+            markup=False,
+            soft_wrap=True,
+        )
     elif report.vacuumed:
         out.print("Vacuumed the database file.")

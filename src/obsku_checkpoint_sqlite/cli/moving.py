@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ..runtime.urls import database_url
 from ..transfer import copy_database
-from .application import JsonOption, app, database_url, err, handled, open_store, out, progress_bar, require_existing
+from .application import CliError, JsonOption, app, err, handled, open_store, out, progress_bar, require_existing
 from .render import count, print_json, rows_moved
 
 
@@ -20,11 +20,20 @@ def export_command(
     output: Annotated[str, typer.Argument(help="The file to write (.gz to compress), or - for standard output.")] = "-",
     workspace: Annotated[str | None, typer.Option("--workspace", "-w", help="Only this workspace.")] = None,
     session: Annotated[list[str] | None, typer.Option("--session", help="Only this session (repeatable).")] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Replace the file if it exists.")] = False,
 ) -> None:
-    """Write sessions, messages and checkpoints to a JSON Lines file."""
+    """Write sessions, messages and checkpoints to a JSON Lines file.
+
+    The file is new, readable by you only (mode 0600), and appears once complete.
+    """
     with open_store(ctx) as store, progress_bar("Exporting sessions") as progress:
         target = sys.stdout.buffer if output == "-" else output
-        report = store.export_sessions(target, workspace_id=workspace, session_ids=session or None, progress=progress)
+        try:
+            report = store.export_sessions(
+                target, workspace_id=workspace, session_ids=session or None, overwrite=force, progress=progress
+            )
+        except FileExistsError:
+            raise CliError(f"{output} exists already: pass --force to replace it") from None
     where = "standard output" if output == "-" else output
     err.print(f"Exported {rows_moved(report)} to {where}.")
 
@@ -33,7 +42,9 @@ def export_command(
 @handled
 def import_command(
     ctx: typer.Context,
-    source: Annotated[Path, typer.Argument(help="An export file (.gz if compressed).", show_default=False)],
+    source: Annotated[
+        str, typer.Argument(help="An export file (gzip or not), or - for standard input.", show_default=False)
+    ],
     new_ids: Annotated[bool, typer.Option("--new-ids", help="Import a copy under fresh ids.")] = False,
     skip_existing: Annotated[
         bool, typer.Option("--skip-existing", help="Leave sessions whose id exists alone instead of failing.")
@@ -43,7 +54,10 @@ def import_command(
     """Read an export file into the database: all of it, or on any error nothing."""
     with open_store(ctx, create=True) as store, progress_bar("Importing") as progress:
         report = store.import_sessions(
-            source, new_ids=new_ids, on_conflict="skip" if skip_existing else "fail", progress=progress
+            sys.stdin.buffer if source == "-" else source,
+            new_ids=new_ids,
+            on_conflict="skip" if skip_existing else "fail",
+            progress=progress,
         )
     if as_json:
         print_json(report.model_dump(mode="json"))
@@ -65,10 +79,10 @@ def copy(
 
     The target gets the schema, every row with its id, and a count check at the end.
     """
-    source_url, target_url = database_url(source_url), database_url(target_url)
-    require_existing(source_url)
+    source, target = database_url(source_url), database_url(target_url)
+    require_existing(source)
     with progress_bar("Copying rows") as progress:
-        report = copy_database(source_url, target_url, progress=progress)
+        report = copy_database(source, target, progress=progress)
     if as_json:
         print_json(report.model_dump(mode="json"))
         return

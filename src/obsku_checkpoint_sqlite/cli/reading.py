@@ -7,12 +7,22 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from ..dto import Checkpoint, checkpoint_diff
 from ..sync import SqlAlchemyCheckpointStore
-from .application import CliError, JsonOption, SessionArgument, app, handled, open_store, out
-from .render import checkpoint_ref, checkpoints_table, local_time, messages_table, print_json
+from .application import CliError, JsonOption, SessionArgument, app, handled, open_store, out, same_command
+from .render import (
+    as_json_text,
+    checkpoint_ref,
+    checkpoints_table,
+    local_time,
+    messages_table,
+    print_json,
+    sessions_table,
+)
+
+# The longest node output, as JSON, that diff prints in full.
+SHORT_OUTPUT = 40
 
 
 @app.command()
@@ -36,27 +46,9 @@ def sessions(
     if not page:
         out.print("No sessions." if cursor is None else "No more sessions.")
         return
-    table = Table(box=None, header_style="bold")
-    table.add_column("ID", no_wrap=True, style="cyan")
-    table.add_column("Title", min_width=12, ratio=1)
-    table.add_column("Workspace")
-    table.add_column("Msgs", justify="right")
-    table.add_column("Ckpts", justify="right")
-    table.add_column("Step", justify="right")
-    table.add_column("Updated", no_wrap=True)
-    for item in page:
-        session = item.session
-        latest = item.latest_checkpoint
-        title = session.title or ""
-        if session.forked_from_session_id:
-            title += " [dim](fork)[/dim]"
-        table.add_row(
-            session.id, title, session.workspace_id or "", str(item.message_count), str(item.checkpoint_count),
-            "-" if latest is None else str(latest.step), local_time(session.updated_at),
-        )  # fmt: skip
-    out.print(table)
+    out.print(sessions_table(page))
     if page.next_cursor:
-        out.print(f"\nMore: obsku-checkpoint sessions --cursor {page.next_cursor}", style="dim")
+        out.print(f"\nMore: {same_command(ctx, cursor=page.next_cursor)}", style="dim", markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -183,12 +175,20 @@ def diff(
     for name in nodes["removed"]:
         out.print(f"[red]- {escape(name)}[/red]  was {before.node_results[name].status}")
     for name, change in nodes["changed"].items():
-        parts = [f"{key} {value[0]!r} → {value[1]!r}" for key, value in change.items() if key != "output"]
-        if "output" in change:
-            parts.append("output changed")
+        parts = []
+        for key, (old, new) in change.items():
+            shown = (as_json_text(old), as_json_text(new))
+            # An output is shown when short; a long one would bury the other changes.
+            if key == "output" and max(map(len, shown)) > SHORT_OUTPUT:
+                parts.append("output changed")
+            else:
+                parts.append(f"{key} {shown[0]} → {shown[1]}")
         out.print(f"[yellow]~ {escape(name)}[/yellow]  {escape(', '.join(parts))}")
     if changes["pending_added"] or changes["pending_removed"]:
-        out.print(f"pending: +{changes['pending_added'] or '[]'} -{changes['pending_removed'] or '[]'}", markup=False)
+        out.print(
+            f"pending: +{as_json_text(changes['pending_added'])} -{as_json_text(changes['pending_removed'])}",
+            markup=False,
+        )
 
 
 def require_checkpoint(store: SqlAlchemyCheckpointStore, checkpoint_id: str) -> Checkpoint:

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 import typer
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.markup import escape
 from rich.table import Table
 
-from ..dto import Checkpoint, PruneReport, StoredMessage, TransferReport
+from ..dto import Checkpoint, PruneReport, StoredMessage, SummaryPage, TransferReport
+
+# Numbers never shrink; ids shrink (fold) only when nothing else can; text wraps.
+ColumnKind = Literal["id", "number", "text"]
 
 
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def as_json_text(value: Any) -> str:
+    """``value`` as JSON on one line, as a diff shows it: ``"failed"``, ``{"a": 1}``, ``null``."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def local_time(millis: int | None) -> str:
@@ -47,13 +57,70 @@ def checkpoint_ref(checkpoint: Checkpoint) -> dict[str, Any]:
     }
 
 
-def messages_table(found: list[StoredMessage], width: int = 70) -> Table:
-    table = Table(box=None, header_style="bold")
-    table.add_column("ID", justify="right", style="dim")
-    table.add_column("Time", no_wrap=True)
-    table.add_column("Role")
-    table.add_column("Content")
-    table.add_column("Tokens", justify="right")
+class Listing:
+    """A table for the terminal that gives way in its text columns, never in its numbers.
+
+    Numbers keep their full width, on one line. Ids stay whole on one line while the
+    text columns can make room for them; on a terminal too narrow even for that they
+    fold onto a second line rather than lose characters. Text wraps, and is cut last.
+    """
+
+    def __init__(self, *columns: tuple[str, ColumnKind, str | None]) -> None:
+        self.columns = columns
+        self.rows: list[tuple[str, ...]] = []
+
+    def add_row(self, *cells: str) -> None:
+        self.rows.append(cells)
+
+    def __bool__(self) -> bool:
+        return bool(self.rows)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        widths = [
+            max([cell_len(header)] + [cell_len(row[index]) for row in self.rows])
+            for index, (header, _, _) in enumerate(self.columns)
+        ]
+        # Each column is padded by one space on either side; text needs room for a letter.
+        rigid = sum(
+            width + 2 if kind != "text" else 3 for width, (_, kind, _) in zip(widths, self.columns, strict=True)
+        )
+        ids_fit = rigid <= options.max_width
+        table = Table(box=None, header_style="bold")
+        for width, (header, kind, style) in zip(widths, self.columns, strict=True):
+            if kind == "number":
+                table.add_column(header, justify="right", no_wrap=True, min_width=width, style=style)
+            elif kind == "id":
+                table.add_column(header, no_wrap=ids_fit, overflow="fold", style=style)
+            else:
+                table.add_column(header, overflow="fold", style=style)
+        for row in self.rows:
+            table.add_row(*row)
+        yield table
+
+
+def sessions_table(page: SummaryPage) -> Listing:
+    table = Listing(
+        ("ID", "id", "cyan"), ("Title", "text", None), ("Workspace", "text", None), ("Msgs", "number", None),
+        ("Ckpts", "number", None), ("Step", "number", None), ("Updated", "text", None),
+    )  # fmt: skip
+    for item in page:
+        session = item.session
+        latest = item.latest_checkpoint
+        title = escape(session.title or "")
+        if session.forked_from_session_id:
+            title += " [dim](fork)[/dim]"
+        table.add_row(
+            session.id, title, escape(session.workspace_id or ""), str(item.message_count), str(item.checkpoint_count),
+            "-" if latest is None else str(latest.step), local_time(session.updated_at),
+        )  # fmt: skip
+    return table
+
+
+def messages_table(found: list[StoredMessage], width: int = 70) -> Listing:
+    table = Listing(
+        ("ID", "number", "dim"), ("Time", "text", None), ("Role", "text", None), ("Content", "text", None),
+        ("Tokens", "number", None),
+    )  # fmt: skip
     for message in found:
         content = short(message.content, width)
         if message.tool_calls:
@@ -66,20 +133,15 @@ def messages_table(found: list[StoredMessage], width: int = 70) -> Table:
     return table
 
 
-def checkpoints_table(found: list[Checkpoint]) -> Table:
-    table = Table(box=None, header_style="bold")
-    table.add_column("ID", no_wrap=True, style="cyan")
-    table.add_column("Namespace")
-    table.add_column("Step", justify="right")
-    table.add_column("Ver", justify="right")
-    table.add_column("Source")
-    table.add_column("Nodes")
-    table.add_column("Pending")
-    table.add_column("Saved", no_wrap=True)
+def checkpoints_table(found: list[Checkpoint]) -> Listing:
+    table = Listing(
+        ("ID", "id", "cyan"), ("Namespace", "text", None), ("Step", "number", None), ("Ver", "number", None),
+        ("Source", "text", None), ("Nodes", "text", None), ("Pending", "text", None), ("Saved", "text", None),
+    )  # fmt: skip
     for saved in found:
         nodes = ", ".join(f"{name}:{result.status}" for name, result in saved.node_results.items())
         table.add_row(
-            saved.id, saved.namespace or '""', str(saved.step), str(saved.version), saved.source,
+            saved.id, escape(saved.namespace or '""'), str(saved.step), str(saved.version), escape(saved.source),
             escape(short(nodes, 40)), escape(", ".join(saved.pending_nodes)), local_time(saved.created_at),
         )  # fmt: skip
     return table

@@ -11,7 +11,8 @@ from sqlalchemy import Connection
 
 from ..db import migrate
 from ..runtime.sync_runner import open_sync_runner
-from .application import JsonOption, db_app, err, handled, out, require_existing, url_of
+from ..runtime.urls import shown_url
+from .application import JsonOption, command_line, confirm, db_app, err, handled, out, require_existing, url_of
 from .render import print_json
 
 T = TypeVar("T")
@@ -48,14 +49,15 @@ def db_current(ctx: typer.Context, as_json: JsonOption = False) -> None:
     if as_json:
         print_json({"current": revision, "head": head, "up_to_date": revision == head, "known": known})
         return
+    upgrade = command_line(ctx, "db", "upgrade")
     if revision == head:
         out.print(f"{revision} (head)")
     elif revision is None:
-        out.print(f"none: no schema yet (head is {head}); run `obsku-checkpoint db upgrade`")
+        out.print(f"none: no schema yet (head is {head}); run `{upgrade}`", markup=False, soft_wrap=True)
     elif not known:
         out.print(f"{revision}: newer than this package knows (its head is {head}); upgrade the package")
     else:
-        out.print(f"{revision}: behind head {head}; run `obsku-checkpoint db upgrade`")
+        out.print(f"{revision}: behind head {head}; run `{upgrade}`", markup=False, soft_wrap=True)
 
 
 @db_app.command("upgrade")
@@ -76,13 +78,12 @@ def db_downgrade(
     revision: Annotated[str, typer.Argument(help="The revision to go back to; 'base' drops every table.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Take the schema back to an older revision."""
+    """Take the schema back to an older revision. Asks first, unless --yes."""
     require_existing(url_of(ctx))
-    if not yes and not typer.confirm(
-        f"Downgrade {url_of(ctx)} to {revision}? Columns or tables (and their data) may be dropped.", err=True
-    ):
+    shown = shown_url(url_of(ctx))
+    if not yes and not confirm(f"Downgrade {shown} to {revision}? Columns or tables (and their data) may be dropped."):
         err.print("Nothing changed.")
-        raise typer.Exit(1)
+        return
     reached = in_schema_transaction(ctx, _downgrade, revision)
     out.print(f"At revision {reached or 'base (no schema)'}.")
 

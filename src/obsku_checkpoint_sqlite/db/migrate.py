@@ -7,6 +7,7 @@ so stores and the command-line tool run them without an ``alembic.ini``.
 from __future__ import annotations
 
 import functools
+import shlex
 from argparse import Namespace
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -104,9 +105,13 @@ def require_head(conn: Connection) -> None:
     revision = current_revision(conn)
     if revision is not None and not is_known_revision(revision):
         raise SchemaError(_newer_revision_message(revision))
+    state = "has no schema yet" if revision is None else f"is at schema revision {revision}, before {head_revision()}"
+    # The command runs as printed: --db before the command, the URL quoted, its password masked.
+    database = shlex.quote(conn.engine.url.render_as_string(hide_password=True))
     raise SchemaError(
-        f"The database is at schema revision {revision!r}, not {head_revision()!r}, and the store "
-        "was opened with auto_migrate=False: run `obsku-checkpoint db upgrade --db URL` first."
+        f"The database {state}, and the store was opened without automatic migration: "
+        f"upgrade it with `obsku-checkpoint --db {database} db upgrade`.",
+        needs_upgrade=True,
     )
 
 

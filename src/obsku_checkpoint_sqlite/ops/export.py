@@ -18,12 +18,7 @@ one read transaction; ``importing`` reads the format back.
 
 from __future__ import annotations
 
-import contextlib
-import gzip
-import os
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, BinaryIO, Literal, Protocol
+from typing import Any, Literal
 
 import orjson
 from sqlalchemy import Connection, func, select, text
@@ -31,19 +26,19 @@ from sqlalchemy import Connection, func, select, text
 from ..db.queries import checkpoints, messages, sessions
 from ..db.values import now_ms
 from ..dto import TransferReport
+from .files import ExportFile
 from .jobs import Progress
 
 FORMAT = "obsku-checkpoint-export"
 FORMAT_VERSION = 1
 BATCH_SIZE = 1000
 
-ExportTarget = str | os.PathLike[str] | BinaryIO
 OnConflict = Literal["fail", "skip"]
 
 
 def export_sessions(
     conn: Connection,
-    target: ExportTarget,
+    target: ExportFile,
     workspace_id: str | None,
     session_ids: list[str] | None,
     progress: Progress | None,
@@ -51,7 +46,8 @@ def export_sessions(
     """Write the selected sessions with their messages and checkpoints to ``target``.
 
     Sessions are read in keyset batches and each session's rows are streamed, so
-    memory holds one batch of sessions, not the database.
+    memory holds one batch of sessions, not the database. Each run starts the output
+    afresh (see ``ExportFile``).
     """
     read_one_snapshot(conn)
     selection = select(sessions)
@@ -64,7 +60,7 @@ def export_sessions(
     streaming = conn.execution_options(yield_per=BATCH_SIZE)
     from ..db import migrate  # Alembic loads only when a transfer runs, not on every import.
 
-    with _open_for_writing(target) as out:
+    with target.attempt() as out:
         header = {
             "format": FORMAT, "version": FORMAT_VERSION, "schema_revision": migrate.head_revision(),
             "dialect": conn.dialect.name, "exported_at": now_ms(),
@@ -113,19 +109,3 @@ def read_one_snapshot(conn: Connection) -> None:
 def _record(kind: str, row: Any) -> bytes:
     # Column names can be str subclasses (quoted_name), which orjson refuses as keys.
     return orjson.dumps({"type": kind, "row": {str(key): value for key, value in row.items()}}) + b"\n"
-
-
-class _Writer(Protocol):
-    def write(self, data: bytes, /) -> int: ...
-
-
-@contextlib.contextmanager
-def _open_for_writing(target: ExportTarget) -> Iterator[_Writer]:
-    if not isinstance(target, (str, os.PathLike)):
-        yield target
-        target.flush()
-        return
-    path = Path(target)
-    # Opened by the operation, so a retried export starts the file afresh.
-    with gzip.open(path, "wb") if path.suffix == ".gz" else path.open("wb") as out:
-        yield out

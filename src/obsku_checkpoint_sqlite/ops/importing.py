@@ -5,10 +5,9 @@ from __future__ import annotations
 import bisect
 import contextlib
 import gzip
-import os
 import uuid
-from collections.abc import Iterable
-from pathlib import Path
+import zlib
+from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
 import orjson
@@ -18,6 +17,7 @@ from ..db.queries import checkpoints, messages, sessions
 from ..dto import TransferReport
 from ..errors import ExportFormatError, ImportConflictError
 from .export import BATCH_SIZE, FORMAT, FORMAT_VERSION, OnConflict
+from .files import ImportFile, is_gzip
 from .jobs import Progress
 
 _TABLES: dict[str, Table] = {"session": sessions, "message": messages, "checkpoint": checkpoints}
@@ -184,19 +184,18 @@ def advance_message_ids(conn: Connection) -> None:
 
 def import_sessions(
     conn: Connection,
-    source: str | os.PathLike[str],
+    source: ImportFile,
     rekey: bool,
     on_conflict: OnConflict,
     progress: Progress | None,
 ) -> TransferReport:
-    """Read the export at ``source`` into the database, all of it or (on any error) nothing."""
-    path = Path(source)
-    total = path.stat().st_size
+    """Read the export ``source`` into the database, all of it or (on any error) nothing."""
     importer = _Importer(conn, rekey, on_conflict)
     ended = False
     line_number = 0
-    with path.open("rb") as raw, _decompressed(raw, path) as stream:
-        for line_number, line in enumerate(stream, start=1):
+    with source.attempt() as (raw, total), _decompressed(raw) as stream:
+        start = raw.tell()
+        for line_number, line in _lines(stream):
             record = _parse(line_number, line)
             if line_number == 1:
                 _check_header(record)
@@ -210,7 +209,7 @@ def import_sessions(
             else:
                 importer.add(line_number, *_check_row(line_number, record))
             if progress is not None and line_number % BATCH_SIZE == 0:
-                progress(raw.tell(), total)
+                progress(raw.tell() - start, total)
     if line_number == 0:
         raise ExportFormatError(1, "the file is empty")
     if not ended:
@@ -218,15 +217,36 @@ def import_sessions(
             line_number + 1, "the file ends before its end record: it is truncated; nothing was imported"
         )
     importer.finish()
-    if progress is not None:
+    if progress is not None and total is not None:
         progress(total, total)
     return TransferReport(**importer.report)
 
 
-def _decompressed(raw: BinaryIO, path: Path) -> contextlib.AbstractContextManager[Iterable[bytes]]:
-    if path.suffix == ".gz":
+def _decompressed(raw: BinaryIO) -> contextlib.AbstractContextManager[Iterable[bytes]]:
+    if is_gzip(raw):
         return gzip.GzipFile(fileobj=raw, mode="rb")
     return contextlib.nullcontext(raw)
+
+
+def _lines(stream: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
+    """The numbered lines of ``stream``, a broken gzip stream reported at the line it stops."""
+    line_number = 0
+    lines = iter(stream)
+    while True:
+        try:
+            line = next(lines)
+        except StopIteration:
+            return
+        except EOFError:
+            raise ExportFormatError(
+                line_number + 1, "the gzip stream is truncated: the file is cut short; nothing was imported"
+            ) from None
+        except (gzip.BadGzipFile, zlib.error) as exc:
+            raise ExportFormatError(
+                line_number + 1, f"the gzip stream is corrupt ({exc}); nothing was imported"
+            ) from None
+        line_number += 1
+        yield line_number, line
 
 
 def _parse(line_number: int, line: bytes) -> dict[str, Any]:

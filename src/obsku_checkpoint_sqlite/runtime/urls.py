@@ -1,10 +1,11 @@
-"""Database URLs: the default, the environment variable, and the driver each face uses."""
+"""Database URLs: what names a database, the default, how a URL is shown, and each face's driver."""
 
 from __future__ import annotations
 
 import os
 
 from sqlalchemy import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_URL = "sqlite:///./checkpoints.db"
 URL_ENVIRONMENT_VARIABLE = "OBSKU_CHECKPOINT_URL"
@@ -16,12 +17,51 @@ ASYNC_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "psycopg", "mysql": "aiomy
 EXTRAS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
 
 
-def normalize_url(url: str | URL, *, for_async: bool) -> URL:
+DatabaseTarget = str | os.PathLike[str] | URL
+
+
+def database_url(target: DatabaseTarget) -> URL:
+    """The database ``target`` names: a URL, or the SQLite file at a path.
+
+    The one rule for the stores and the command line: a str holding ``://`` is a
+    SQLAlchemy URL; any other str, and any ``os.PathLike``, is the path of a SQLite file
+    (``":memory:"`` is a private in-memory database).
+
+    Raises:
+        ValueError: an empty str, or a str with ``://`` that is not a URL.
+        TypeError: ``target`` is none of these.
+    """
+    if isinstance(target, URL):
+        return target
+    if isinstance(target, os.PathLike):
+        return sqlite_url(target)
+    if not isinstance(target, str):
+        raise TypeError(f"A database URL or path is a str, os.PathLike or URL, not {type(target).__name__}")
+    if "://" not in target:
+        if not target.strip():
+            raise ValueError("The database URL or path is empty")
+        return sqlite_url(target)
+    try:
+        return make_url(target)
+    except ArgumentError:
+        # Only the scheme: the rest may hold a password.
+        scheme = target.partition("://")[0]
+        raise ValueError(
+            f"{scheme}://...: not a database URL (e.g. postgresql://user@host/db, or a SQLite file path)"
+        ) from None
+
+
+def shown_url(target: DatabaseTarget) -> str:
+    """``target`` as the store and the command line print it: any password masked."""
+    return database_url(target).render_as_string(hide_password=True)
+
+
+def normalize_url(url: DatabaseTarget, *, for_async: bool) -> URL:
     """Give a plain URL (``postgresql://``, ``mariadb://``...) the driver for the face using it.
 
-    A URL that names a driver explicitly is returned as given.
+    A URL that names a driver explicitly is returned as given; a path names a SQLite file.
     """
-    parsed = make_url(url)
+    parsed = database_url(url)
     backend = "postgresql" if parsed.drivername == "postgres" else parsed.drivername
     drivers = ASYNC_DRIVERS if for_async else SYNC_DRIVERS
     if "+" not in backend and backend in drivers:
@@ -34,7 +74,8 @@ def normalize_url(url: str | URL, *, for_async: bool) -> URL:
 def sqlite_url(path: str | os.PathLike[str]) -> URL:
     """The URL of a SQLite database file, or of a private in-memory one for ``":memory:"``."""
     text = os.fspath(path)
-    return make_url("sqlite://" if text in ("", ":memory:") else f"sqlite:///{text}")
+    # Built, not parsed: a path may hold "?" or "#", which a URL string would misread.
+    return URL.create("sqlite", database=None if text in ("", ":memory:") else text)
 
 
 def is_memory_sqlite(url: URL) -> bool:
@@ -43,11 +84,21 @@ def is_memory_sqlite(url: URL) -> bool:
 
 
 def blocking_url(url: URL) -> URL:
-    """``url`` as given, or with its backend's blocking driver where it names an async one."""
+    """``url`` as given, or with its backend's blocking driver where it names an asyncio one.
+
+    Raises:
+        ValueError: ``url`` names an asyncio driver of a backend this package has no
+            blocking driver for.
+    """
+    if not _names_async_driver(url):
+        return url
     backend = url.get_backend_name()
-    if backend in SYNC_DRIVERS and _names_async_driver(url):
-        return url.set(drivername=f"{backend}+{SYNC_DRIVERS[backend]}")
-    return url
+    if backend not in SYNC_DRIVERS:
+        raise ValueError(
+            f"{url.drivername} is an asyncio driver, which the blocking store and the command line "
+            f"cannot use: name a blocking driver of {backend} in the URL"
+        )
+    return url.set(drivername=f"{backend}+{SYNC_DRIVERS[backend]}")
 
 
 def _names_async_driver(url: URL) -> bool:
