@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Integer, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Integer, Table, bindparam, delete, insert, literal, null, select, union_all, update
 from sqlalchemy.sql.expression import Executable
 
 from .models import LangGraphCheckpointRecord, LangGraphWriteRecord, SessionRecord
@@ -142,6 +142,36 @@ WRITES_OF_CHECKPOINT = select(*WRITE_COLUMNS).where(
     lg_writes.c.checkpoint_ns == bindparam("checkpoint_ns"),
     lg_writes.c.checkpoint_id == bindparam("checkpoint_id"),
 )
+
+
+def _checkpoint_with_writes(*, latest: bool) -> Any:
+    """One statement for a checkpoint and its writes, read from one snapshot: a row
+    ``(0, checkpoint_id, parent_checkpoint_id, type, checkpoint, NULL, metadata, NULL)``
+    for the checkpoint, then ``(1, checkpoint_id, task_id, type, value, channel, task_path,
+    idx)`` for each write. The checkpoint is ``:checkpoint_id``, or the namespace's newest."""
+    if latest:
+        newest = select(lg_checkpoints.c.checkpoint_id).where(_in_thread, _in_namespace)
+        wanted: Any = newest.order_by(*_newest_first).limit(1).scalar_subquery()
+    else:
+        wanted = bindparam("checkpoint_id", type_=lg_checkpoints.c.checkpoint_id.type)
+    c, w = lg_checkpoints.c, lg_writes.c
+    # Columns of the same type and collation in each position (MariaDB refuses a mix).
+    checkpoint = select(
+        literal(0, Integer), c.checkpoint_id, c.parent_checkpoint_id, c.type, c.checkpoint,
+        null().label("channel"), c.metadata, null().label("idx"),
+    ).where(_in_thread, _in_namespace, c.checkpoint_id == wanted)  # fmt: skip
+    writes = select(literal(1, Integer), w.checkpoint_id, w.task_id, w.type, w.value, w.channel, w.task_path, w.idx)
+    writes = writes.where(
+        w.session_id == bindparam("session_id"),
+        w.checkpoint_ns == bindparam("checkpoint_ns"),
+        w.checkpoint_id == wanted,
+    )
+    return union_all(checkpoint, writes)
+
+
+LATEST_WITH_WRITES = _checkpoint_with_writes(latest=True)
+CHECKPOINT_WITH_WRITES = _checkpoint_with_writes(latest=False)
+
 # A page's writes: its namespaces and ids as two IN lists, a few ranges of the primary key.
 WRITES_OF_PAGE = select(*WRITE_COLUMNS).where(
     lg_writes.c.session_id == bindparam("session_id"),
@@ -164,7 +194,8 @@ DELETE_THREAD_CHECKPOINTS = delete(lg_checkpoints).where(lg_checkpoints.c.sessio
 PREPARED: frozenset[Executable] = frozenset(
     {
         INSERT_THREAD, TOUCH_THREAD, THREAD_EXISTS, PUT_NEW_CHECKPOINT, RESAVE_CHECKPOINT,
-        GET_CHECKPOINT, LATEST_CHECKPOINT, *PAGES.values(), WRITES_OF_CHECKPOINT,
+        GET_CHECKPOINT, LATEST_CHECKPOINT, LATEST_WITH_WRITES, CHECKPOINT_WITH_WRITES, *PAGES.values(),
+        WRITES_OF_CHECKPOINT,
         ADD_WRITE, REPLACE_WRITE, DELETE_THREAD_WRITES, DELETE_THREAD_CHECKPOINTS,
     }
 )  # fmt: skip

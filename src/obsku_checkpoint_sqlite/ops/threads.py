@@ -171,13 +171,15 @@ def create_thread(conn: Connection, row: dict[str, Any]) -> None:
 def get_checkpoint(conn: Connection, thread_id: str, checkpoint_ns: str, checkpoint_id: str | None) -> Found | None:
     """The checkpoint with this id, or the namespace's newest; with its pending writes."""
     params = {"session_id": thread_id, "checkpoint_ns": checkpoint_ns, "checkpoint_id": checkpoint_id}
-    statement = q.LATEST_CHECKPOINT if checkpoint_id is None else q.GET_CHECKPOINT
-    row = execute(conn, statement, params).first()
-    if row is None:
-        return None
-    params["checkpoint_id"] = row[2]
-    writes = execute(conn, q.WRITES_OF_CHECKPOINT, params).all()
-    return Found(tuple(row), [tuple(write) for write in writes])
+    statement = q.LATEST_WITH_WRITES if checkpoint_id is None else q.CHECKPOINT_WITH_WRITES
+    row: CheckpointRow | None = None
+    writes: list[WriteRow] = []
+    for kind, found_id, second, type_, blob, channel, text, idx in execute(conn, statement, params).all():
+        if kind == 0:
+            row = (thread_id, checkpoint_ns, found_id, second, type_, blob, text)
+        else:
+            writes.append((checkpoint_ns, found_id, second, channel, type_, blob, text, idx))
+    return None if row is None else Found(row, writes)
 
 
 def next_page(query: ListQuery, after: tuple[str, str] | None, remaining: int | None) -> ListQuery:
