@@ -7,16 +7,23 @@ or, for a bad argument, a ``ValueError``/``TypeError`` naming it: never ``Recurs
 
 from __future__ import annotations
 
+import base64
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
-from obsku_checkpoint_sqlite import CheckpointCorruptionError, CheckpointStoreError
+from obsku_checkpoint_sqlite import (
+    CheckpointCorruptionError,
+    CheckpointStoreError,
+    PayloadTooLargeError,
+)
+from obsku_checkpoint_sqlite.db import values
 from obsku_checkpoint_sqlite.jsonplus import MAX_DEPTH
-from tests.conftest import StoreFactory
+from tests.conftest import StoreFactory, before_each_statement
 from tests.test_reliability import INSPECTABLE, purge_workspaces, raw_connection
 
 NODE = {"status": "completed"}
@@ -172,3 +179,297 @@ async def test_a_damaged_sqlite_file_is_a_corruption_error(open_store: StoreFact
     with pytest.raises(CheckpointCorruptionError, match="database file is damaged") as caught:
         await store.get_messages(session.id)
     assert isinstance(caught.value, CheckpointStoreError)
+
+
+# --- a corrupt row in a listing is reported for itself ----------------------------------
+
+
+@pytest.mark.parametrize("backend", INSPECTABLE, indirect=True)
+async def test_a_corrupt_session_is_reported_for_itself_and_does_not_fail_a_listing(
+    store: Any, url: str, workspace: str, request: pytest.FixtureRequest
+) -> None:
+    healthy = await store.create_session("/ok", workspace_id=workspace, metadata={"fine": True})
+    bad_checkpoint = await store.create_session("/bad-checkpoint", workspace_id=workspace)
+    checkpoint = await store.save_checkpoint(session_id=bad_checkpoint.id, step=3, node_results={}, source="loop")
+    bad_metadata = await store.create_session("/bad-metadata", workspace_id=workspace, metadata={"fine": True})
+    bad_shape = await store.create_session("/bad-shape", workspace_id=workspace, metadata={"fine": True})
+    with raw_connection(url) as conn:
+        update = "UPDATE {} SET {} = :v WHERE id = :id"
+        conn.execute(text(update.format("sessions", "metadata")), {"v": "{not json", "id": bad_metadata.id})
+        conn.execute(text(update.format("sessions", "metadata")), {"v": "[1, 2]", "id": bad_shape.id})
+        conn.execute(text(update.format("checkpoints", "step")), {"v": -1, "id": checkpoint.id})
+        # Most recently updated first: bad_metadata, healthy, bad_checkpoint, bad_shape.
+        for offset, session in enumerate((bad_shape, bad_checkpoint, healthy, bad_metadata)):
+            conn.execute(
+                text(update.format("sessions", "updated_at")), {"v": 1_800_000_000_000 + offset, "id": session.id}
+            )
+    request.addfinalizer(lambda: purge_workspaces(url, [workspace]))
+
+    page = await store.list_sessions(workspace)
+    assert {s.id for s in page} == {healthy.id, bad_checkpoint.id}
+    assert sorted(exc.location for exc in page.corrupt) == sorted(
+        [f"sessions row {bad_metadata.id!r}, column metadata", f"sessions row {bad_shape.id!r}, column metadata"]
+    )
+    assert all(isinstance(exc, CheckpointCorruptionError) for exc in page.corrupt)
+    # Page by page, every session is either listed or reported, once.
+    seen: list[str] = []
+    reported: list[str] = []
+    cursor = None
+    while True:
+        small = await store.list_sessions(workspace, limit=1, cursor=cursor)
+        seen += [s.id for s in small]
+        reported += [str(exc.location) for exc in small.corrupt]
+        if (cursor := small.next_cursor) is None:
+            break
+    assert sorted(seen) == sorted(s.id for s in page)
+    assert sorted(reported) == sorted(str(exc.location) for exc in page.corrupt)
+
+    summaries = await store.session_summaries(workspace)
+    assert [summary.session.id for summary in summaries] == [healthy.id]
+    assert sorted(exc.location for exc in summaries.corrupt) == sorted(
+        [*(exc.location for exc in page.corrupt), f"checkpoints row {checkpoint.id!r}, column step"]
+    )
+    with pytest.raises(CheckpointCorruptionError, match=rf"checkpoints row {checkpoint.id!r}"):
+        await store.list_checkpoints(bad_checkpoint.id)
+
+    # The session to continue is the damaged one: that is an error, not "no session".
+    with pytest.raises(CheckpointCorruptionError, match=rf"sessions row {bad_metadata.id!r}, column metadata"):
+        await store.continue_latest(workspace)
+    with pytest.raises(CheckpointCorruptionError, match=rf"sessions row {bad_shape.id!r}, column metadata"):
+        await store.get_session(bad_shape.id)
+    for damaged in (bad_metadata, bad_shape):
+        await store.delete_session(damaged.id)
+    assert (await store.list_sessions(workspace)).corrupt == []
+    latest = await store.continue_latest(workspace)
+    assert latest is not None
+    assert latest.session.id == healthy.id
+
+
+# --- bounds checked before the database -------------------------------------------------
+
+INT64_MAX = 2**63 - 1
+LONE_SURROGATE = "a\udc80b"
+
+
+async def refuse_each(store: Any, workspace: str, cases: dict[str, tuple[Any, str]]) -> None:
+    """Each call must raise ValueError or TypeError naming its argument and write nothing."""
+    session = await store.create_session("/bounds", workspace_id=workspace)
+    await store.add_message(session.id, role="user", content="kept")
+    await store.save_checkpoint(session_id=session.id, step=0, node_results={"a": NODE}, source="input")
+    before = await everything(store, session.id, workspace)
+    problems = []
+    for label, (call, field) in cases.items():
+        try:
+            await call(session.id)
+        except (ValueError, TypeError) as exc:
+            if field not in str(exc):
+                problems.append(f"{label}: the error does not name {field!r}: {exc}")
+        except Exception as exc:
+            problems.append(f"{label}: raised {type(exc).__name__} (not ValueError/TypeError): {exc}")
+        else:
+            problems.append(f"{label}: accepted")
+        if await everything(store, session.id, workspace) != before:
+            problems.append(f"{label}: the database changed")
+            before = await everything(store, session.id, workspace)
+    assert not problems, "\n".join(problems)
+
+
+def forged_cursor(updated_at: Any, session_id: Any) -> str:
+    raw = json.dumps([updated_at, session_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+async def test_integer_arguments_beyond_64_bits_are_refused_and_the_largest_work(store: Any, workspace: str) -> None:
+    cases: dict[str, tuple[Any, str]] = {
+        "get_messages limit": (lambda s: store.get_messages(s, limit=INT64_MAX + 1), "limit"),
+        "get_messages before": (lambda s: store.get_messages(s, before=INT64_MAX + 1), "before"),
+        "get_messages before, low": (lambda s: store.get_messages(s, before=-(2**63) - 1), "before"),
+        "list_checkpoints limit": (lambda s: store.list_checkpoints(s, limit=2**64), "limit"),
+        "list_sessions limit": (lambda _: store.list_sessions(workspace, limit=2**70), "limit"),
+        "session_summaries limit": (lambda _: store.session_summaries(workspace, limit=INT64_MAX + 1), "limit"),
+        "cursor past 64 bits": (lambda _: store.list_sessions(cursor=forged_cursor(2**64, "id")), "cursor"),
+        "cursor id too long": (lambda _: store.list_sessions(cursor=forged_cursor(1, "i" * 129)), "cursor"),
+        "cursor id not Unicode": (lambda _: store.session_summaries(cursor=forged_cursor(1, "\ud800")), "cursor"),
+        "cursor as bytes": (lambda _: store.list_sessions(cursor=b"abc"), "cursor"),
+        "prune keep_last": (lambda _: store.prune(keep_last=INT64_MAX + 1, dry_run=True), "keep_last"),
+        "prune checkpoints_before": (
+            lambda _: store.prune(checkpoints_before=2**64, dry_run=True),
+            "checkpoints_before",
+        ),
+        "prune sessions_idle_before": (
+            lambda _: store.prune(sessions_idle_before=-(2**64), dry_run=True),
+            "sessions_idle_before",
+        ),
+        "prune batch_size": (lambda _: store.prune(keep_last=1, batch_size=2**31), "batch_size"),
+        "copy_to batch_size": (lambda _: store.copy_to("sqlite://", batch_size=2**31), "batch_size"),
+    }
+    await refuse_each(store, workspace, cases)
+
+    # The largest values are accepted and mean what they say, on every dialect.
+    (session,) = await store.list_sessions(workspace, limit=INT64_MAX)
+    assert [m.content for m in await store.get_messages(session.id, limit=INT64_MAX)] == ["kept"]
+    assert [m.content for m in await store.get_messages(session.id, limit=2**40, before=INT64_MAX)] == ["kept"]
+    assert await store.get_messages(session.id, before=-(2**63)) == []
+    assert len(await store.list_checkpoints(session.id, limit=INT64_MAX)) == 1
+    assert len(await store.list_checkpoints(session.id, namespace="", limit=2**40)) == 1
+    assert [s.session.id for s in await store.session_summaries(workspace, limit=INT64_MAX)] == [session.id]
+    assert await store.list_sessions(workspace, cursor=forged_cursor(-(2**63), "")) == []
+    report = await store.prune(keep_last=INT64_MAX, checkpoints_before=INT64_MAX, dry_run=True)
+    assert report.checkpoints == 0
+
+
+async def test_bytes_and_text_that_is_not_unicode_are_refused_where_text_is_required(
+    store: Any, workspace: str
+) -> None:
+    checkpoint = {"step": 1, "node_results": {"a": NODE}, "source": "loop"}
+    call = {"tool_use_id": "t1", "name": "n", "input": {}}
+    result = {"tool_use_id": "t1", "content": "c"}
+    cases: dict[str, tuple[Any, str]] = {
+        "content": (lambda s: store.add_message(s, role="user", content=b"text"), "content"),
+        "message session_id": (lambda s: store.add_message(s.encode(), role="user", content="x"), "session_id"),
+        "tool_use_id": (
+            lambda s: store.add_message(s, role="assistant", tool_calls=[{**call, "tool_use_id": b"t"}]),
+            "tool_use_id",
+        ),
+        "tool name": (lambda s: store.add_message(s, role="assistant", tool_calls=[{**call, "name": b"n"}]), "name"),
+        "tool input key": (
+            lambda s: store.add_message(s, role="assistant", tool_calls=[{**call, "input": {b"k": 1}}]),
+            "input",
+        ),
+        "tool result content": (
+            lambda s: store.add_message(s, role="tool", tool_results=[{**result, "content": b"c"}]),
+            "content",
+        ),
+        "directory": (lambda _: store.create_session(b"/dir", workspace_id=workspace), "directory"),
+        "title": (lambda _: store.create_session("/dir", title=b"t", workspace_id=workspace), "title"),
+        "workspace_id": (lambda _: store.create_session("/dir", workspace_id=workspace.encode()), "workspace_id"),
+        "metadata key": (
+            lambda _: store.create_session("/dir", workspace_id=workspace, metadata={b"k": 1}),
+            "metadata",
+        ),
+        "update title": (lambda s: store.update_session(s, title=b"t"), "title"),
+        "update directory": (lambda s: store.update_session(s, directory=b"/d"), "directory"),
+        "checkpoint session_id": (lambda s: store.save_checkpoint(session_id=s.encode(), **checkpoint), "session_id"),
+        "namespace": (lambda s: store.save_checkpoint(session_id=s, namespace=b"ns", **checkpoint), "namespace"),
+        "parent_id": (lambda s: store.save_checkpoint(session_id=s, parent_id=b"p", **checkpoint), "parent_id"),
+        "node_id": (lambda s: store.save_checkpoint(session_id=s, node_id=b"n", **checkpoint), "node_id"),
+        "pending node": (
+            lambda s: store.save_checkpoint(session_id=s, pending_nodes=[b"n"], **checkpoint),
+            "pending_nodes",
+        ),
+        "node_results key": (
+            lambda s: store.save_checkpoint(session_id=s, step=1, node_results={b"a": NODE}, source="loop"),
+            "node_results",
+        ),
+        "get_session(bytes)": (lambda s: store.get_session(s.encode()), "session_id"),
+        "list_sessions(bytes)": (lambda _: store.list_sessions(workspace.encode()), "workspace_id"),
+        "list_checkpoints namespace": (lambda s: store.list_checkpoints(s, namespace=b""), "namespace"),
+        "search": (lambda _: store.list_sessions(search=b"x"), "search"),
+        "fork title": (lambda s: store.fork(s, title=b"t"), "title"),
+        "get_session surrogate": (lambda _: store.get_session(LONE_SURROGATE), "session_id"),
+        "get_checkpoint surrogate": (lambda _: store.get_checkpoint(LONE_SURROGATE), "checkpoint_id"),
+        "list_sessions surrogate": (lambda _: store.list_sessions(LONE_SURROGATE), "workspace_id"),
+        "search surrogate": (lambda _: store.session_summaries(search=LONE_SURROGATE), "search"),
+        "namespace surrogate": (lambda s: store.get_latest_checkpoint(s, LONE_SURROGATE), "namespace"),
+        "delete surrogate": (lambda _: store.delete_session(LONE_SURROGATE), "session_id"),
+    }
+    await refuse_each(store, workspace, cases)
+
+
+async def test_ids_and_names_longer_than_their_columns_are_refused_on_every_dialect(
+    store: Any, workspace: str, tmp_path: Path
+) -> None:
+    long_id, long_name = "i" * 129, "n" * 256
+    checkpoint = {"step": 1, "node_results": {"a": NODE}, "source": "loop"}
+    cases: dict[str, tuple[Any, str]] = {
+        "get_session": (lambda _: store.get_session(long_id), "session_id"),
+        "delete_session": (lambda _: store.delete_session(long_id), "session_id"),
+        "update_session": (lambda _: store.update_session(long_id, title="t"), "session_id"),
+        "get_messages": (lambda _: store.get_messages(long_id), "session_id"),
+        "add_message": (lambda _: store.add_message(long_id, role="user", content="x"), "session_id"),
+        "save_checkpoint": (lambda _: store.save_checkpoint(session_id=long_id, **checkpoint), "session_id"),
+        "get_checkpoint": (lambda _: store.get_checkpoint(long_id), "checkpoint_id"),
+        "get_latest_checkpoint": (lambda _: store.get_latest_checkpoint(long_id), "session_id"),
+        "latest in a namespace": (lambda s: store.get_latest_checkpoint(s, long_name), "namespace"),
+        "list_checkpoints": (lambda s: store.list_checkpoints(s, namespace=long_name), "namespace"),
+        "list_sessions": (lambda _: store.list_sessions(long_name), "workspace_id"),
+        "session_summaries": (lambda _: store.session_summaries(long_name), "workspace_id"),
+        "continue_latest": (lambda _: store.continue_latest(long_name), "workspace_id"),
+        "fork": (lambda _: store.fork(long_id), "checkpoint_id"),
+        "prune": (lambda _: store.prune(keep_last=1, workspace_id=long_name, dry_run=True), "workspace_id"),
+        "export": (lambda _: store.export_sessions(tmp_path / "x.jsonl", session_ids=[long_id]), "session_ids"),
+    }
+    await refuse_each(store, workspace, cases)
+    # At the columns' lengths: no such rows, as on any other id.
+    assert await store.get_session("i" * 128) is None
+    assert await store.list_sessions("n" * 255) == []
+
+
+# --- writes larger than the server accepts ----------------------------------------------
+
+
+def server_packet_limit(url: str) -> int:
+    with raw_connection(url) as conn:
+        return int(conn.exec_driver_sql("SELECT @@max_allowed_packet").scalar_one())
+
+
+@pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
+async def test_a_write_over_max_allowed_packet_is_refused_before_it_is_sent(
+    store: Any, url: str, workspace: str
+) -> None:
+    limit = server_packet_limit(url)
+    if limit > 64 * 2**20:
+        pytest.skip(f"max_allowed_packet is {limit} bytes: too large a payload to build for the test")
+    # One byte a character in UTF-8, two once escaped: the escaped size is what is sent.
+    big = "'" * (limit // 2 + 1000)
+    session = await store.create_session("/big", workspace_id=workspace)
+    before = await everything(store, session.id, workspace)
+    writes = {
+        "add_message": lambda: store.add_message(session.id, role="tool", content=big),
+        "save_checkpoint": lambda: store.save_checkpoint(
+            session_id=session.id, step=0, source="loop", node_results={"a": {**NODE, "output": big}}
+        ),
+        "create_session": lambda: store.create_session("/big", workspace_id=workspace, metadata={"big": big}),
+        "update_session": lambda: store.update_session(session.id, title=big),
+    }
+    for name, write in writes.items():
+        with pytest.raises(PayloadTooLargeError, match="max_allowed_packet") as caught:
+            await write()
+        assert isinstance(caught.value, CheckpointStoreError)
+        assert isinstance(caught.value, ValueError)
+        assert caught.value.limit == limit, name
+        assert caught.value.size > limit, name
+        assert f"{limit:,} bytes" in str(caught.value)
+        # Nothing was written, and the connection was not lost: the store carries on.
+        assert await everything(store, session.id, workspace) == before, name
+    await store.add_message(session.id, role="user", content="x" * (limit // 8))
+    await store.delete_session(session.id)
+
+
+@pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
+async def test_max_allowed_packet_is_read_once_per_connection_not_per_write(store: Any, workspace: str) -> None:
+    session = await store.create_session("/once", workspace_id=workspace)
+    reads: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "max_allowed_packet" in statement:
+            reads.append(statement)
+
+    with before_each_statement(Engine, count):
+        for index in range(20):
+            await store.add_message(session.id, role="user", content=f"m{index}")
+    assert len(reads) <= 1, reads  # none if the pooled connection read it before
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_write_over_postgresql_message_limit_is_refused_before_it_is_sent(
+    store: Any, workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real limit is 1 GB; a test lowers it rather than building a gigabyte.
+    monkeypatch.setattr(values, "POSTGRES_MESSAGE_LIMIT", 1_000_000)
+    session = await store.create_session("/big", workspace_id=workspace)
+    with pytest.raises(PayloadTooLargeError, match="1 GB") as caught:
+        await store.add_message(session.id, role="tool", content="é" * 600_000)
+    assert caught.value.size > 1_000_000
+    assert await store.get_messages(session.id) == []
+    await store.add_message(session.id, role="tool", content="é" * 400_000)

@@ -36,6 +36,7 @@ from .errors import (
     ExportFormatError,
     ImportConflictError,
     LockTimeoutError,
+    PayloadTooLargeError,
     SchemaError,
     SessionNotFoundError,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "ImportConflictError",
     "LockTimeoutError",
     "NodeResults",
+    "PayloadTooLargeError",
     "PruneReport",
     "SchemaError",
     "Session",

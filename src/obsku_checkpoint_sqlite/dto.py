@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler
 from pydantic.alias_generators import to_camel
 from pydantic_core import CoreSchema, core_schema
 
+from .bounds import Id, Name, StoredCount, StoredVersion, Text
+from .errors import CheckpointCorruptionError
+
 Role = Literal["user", "assistant", "system", "tool"]
 CheckpointSource = Literal["input", "loop", "interrupt", "fork"]
 NodeStatus = Literal["pending", "running", "completed", "failed", "skipped"]
@@ -37,18 +40,18 @@ class _Payload(_Dto):
 class ToolCall(_Payload):
     """A tool invocation requested by the assistant."""
 
-    tool_use_id: str
-    name: str
-    input: dict[str, Any]
+    tool_use_id: Text
+    name: Text
+    input: dict[Text, Any]
 
 
 class StoredToolResult(_Payload):
     """The result of a tool call, as stored with the message that carries it."""
 
-    tool_use_id: str
-    content: str
-    status: str | None = None
-    full_output_ref: str | None = None
+    tool_use_id: Text
+    content: Text
+    status: Text | None = None
+    full_output_ref: Text | None = None
 
 
 class CheckpointNodeResult(_Payload):
@@ -56,7 +59,7 @@ class CheckpointNodeResult(_Payload):
 
     status: NodeStatus
     output: Any = None
-    error: str | None = None
+    error: Text | None = None
     started_at: Millis | None = None
     completed_at: Millis | None = None
 
@@ -136,7 +139,7 @@ class NodeResults(Mapping[str, CheckpointNodeResult]):
 class CycleState(_Payload):
     """Where a graph cycle stands: the edge that loops back and the iteration count."""
 
-    back_edge: str
+    back_edge: Text
     iteration: Count
 
 
@@ -188,12 +191,23 @@ class Checkpoint(_Dto):
 
 
 class SessionPage(list[Session]):
-    """One page of sessions, most recently updated first: a list with the next page's cursor."""
+    """One page of sessions, most recently updated first: a list with the next page's cursor.
 
-    def __init__(self, sessions: Iterable[Session] = (), *, next_cursor: str | None = None) -> None:
+    A session whose stored row cannot be read is not in the list but in ``corrupt``.
+    """
+
+    def __init__(
+        self,
+        sessions: Iterable[Session] = (),
+        *,
+        next_cursor: str | None = None,
+        corrupt: Iterable[CheckpointCorruptionError] = (),
+    ) -> None:
         super().__init__(sessions)
         self.next_cursor = next_cursor
         """Pass as ``cursor=`` to get the next page; None on the last page."""
+        self.corrupt = list(corrupt)
+        """The page's sessions that could not be read, each error naming its row and column."""
 
 
 class CheckpointRef(_Dto):
@@ -201,10 +215,10 @@ class CheckpointRef(_Dto):
 
     id: str
     namespace: str
-    step: int
-    version: int
+    step: Count
+    version: Version
     source: str | None
-    created_at: int
+    created_at: Millis
 
 
 class SessionSummary(_Dto):
@@ -213,16 +227,28 @@ class SessionSummary(_Dto):
     session: Session
     message_count: int
     checkpoint_count: int
-    last_message_at: int | None = None
+    last_message_at: Millis | None = None
     latest_checkpoint: CheckpointRef | None = None
 
 
 class SummaryPage(list[SessionSummary]):
-    """One page of session summaries: a list with the next page's cursor."""
+    """One page of session summaries: a list with the next page's cursor.
 
-    def __init__(self, summaries: Iterable[SessionSummary] = (), *, next_cursor: str | None = None) -> None:
+    A session whose row, or latest checkpoint's row, cannot be read is not in the list
+    but in ``corrupt``.
+    """
+
+    def __init__(
+        self,
+        summaries: Iterable[SessionSummary] = (),
+        *,
+        next_cursor: str | None = None,
+        corrupt: Iterable[CheckpointCorruptionError] = (),
+    ) -> None:
         super().__init__(summaries)
         self.next_cursor = next_cursor
+        self.corrupt = list(corrupt)
+        """The page's sessions that could not be read, each error naming its row and column."""
 
 
 class SessionState(_Dto):
@@ -260,40 +286,29 @@ class TransferReport(_Dto):
 
 # Validated inputs. The store builds these from its keyword arguments, so bad input
 # fails here, before any connection is taken.
-
-
-# Bounds of the indexed columns (models.ID_LENGTH, models.NAME_LENGTH): checked here
-# so every dialect refuses an over-long value, not only those that enforce VARCHAR.
-Id = Annotated[str, Field(max_length=128)]
-Name = Annotated[str, Field(max_length=255)]
-# step, version and token counts are 32-bit INTEGER columns. SQLite would store a larger
-# value and PostgreSQL and MariaDB refuse it with a database error: refuse it here, the
-# same way on every dialect.
-INT32_MAX = 2_147_483_647
-StoredCount = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX)]
-StoredVersion = Annotated[int, Field(strict=True, ge=1, le=INT32_MAX)]
+# Ids, names and counts within their columns' bounds, text strictly str (see bounds).
 
 
 class NewSession(_Dto):
-    directory: str
-    title: str | None = None
+    directory: Text
+    title: Text | None = None
     workspace_id: Name | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: dict[Text, Any] | None = None
 
 
 class SessionChanges(_Dto):
     """The fields ``update_session`` may change; only those explicitly set are applied."""
 
-    directory: str = ""
-    title: str | None = None
+    directory: Text = ""
+    title: Text | None = None
     workspace_id: Name | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: dict[Text, Any] | None = None
 
 
 class NewMessage(_Dto):
-    session_id: str
+    session_id: Id
     role: Role
-    content: str | None = None
+    content: Text | None = None
     tool_calls: list[ToolCall] | None = None
     tool_results: list[StoredToolResult] | None = None
     tokens_in: StoredCount | None = None
@@ -301,12 +316,12 @@ class NewMessage(_Dto):
 
 
 class NewCheckpoint(_Dto):
-    session_id: str
+    session_id: Id
     namespace: Name = ""
     version: StoredVersion | None = None
     step: StoredCount
-    node_results: dict[str, CheckpointNodeResult]
-    pending_nodes: list[str] = Field(default_factory=list)
+    node_results: dict[Text, CheckpointNodeResult]
+    pending_nodes: list[Text] = Field(default_factory=list)
     source: CheckpointSource
     parent_id: Id | None = None
     node_id: Name | None = None
@@ -321,40 +336,12 @@ UNSET = Unset.UNSET
 """The default of ``update_session``'s keywords: leave the field as it is."""
 
 
-def check_count(name: str, value: int | None) -> None:
-    """Refuse a count argument (``limit``...) that is not None or a non-negative int."""
-    if value is None:
-        return
-    if type(value) is not int:
-        raise TypeError(f"{name}: expected an int or None, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name}: must not be negative, got {value}")
-
-
-def check_millis(name: str, value: int | None) -> None:
-    """Refuse a timestamp argument (``before``) that is not None or an int."""
-    if value is not None and type(value) is not int:
-        raise TypeError(f"{name}: expected milliseconds since the epoch as an int or None, got {type(value).__name__}")
-
-
 def check_seconds(name: str, value: float) -> None:
     """Refuse a duration argument that is not a positive, finite number of seconds."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name}: expected seconds as an int or float, got {type(value).__name__}")
     if not 0 < value < float("inf"):
         raise ValueError(f"{name}: must be a positive number of seconds, got {value!r}")
-
-
-def check_text(name: str, value: str | None, *, optional: bool = False) -> None:
-    """Refuse an id or name argument that is not a str (or None, where ``optional``).
-
-    Not only tidiness: MariaDB compares a number with a string column numerically, so
-    ``delete_session(5)`` would match every id that starts with "5" and a non-digit.
-    """
-    if isinstance(value, str) or (optional and value is None):
-        return
-    expected = "a str or None" if optional else "a str"
-    raise TypeError(f"{name}: expected {expected}, got {type(value).__name__}")
 
 
 def checkpoint_diff(before: Checkpoint, after: Checkpoint) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 Invalid input is not in this tree: it raises pydantic's ``ValidationError`` or another
 ``ValueError``/``TypeError`` before anything is written (an id holding a NUL character,
 which PostgreSQL refuses as the statement is bound, is caught from the driver's error).
+``PayloadTooLargeError`` is both: a ``ValueError`` the store raises before sending a
+write the database server would refuse for its size.
 """
 
 from __future__ import annotations
@@ -92,6 +94,26 @@ class LockTimeoutError(CheckpointStoreError):
         )
         self.waited = waited
         self.lock_timeout = lock_timeout
+
+
+class PayloadTooLargeError(CheckpointStoreError, ValueError):
+    """A write larger than the database server accepts in one statement; nothing was sent.
+
+    MariaDB and MySQL refuse a statement longer than their ``max_allowed_packet`` by
+    dropping the connection, which would leave the caller unsure whether the write
+    happened; PostgreSQL refuses a message over 1 GB. The store measures its writes
+    before sending them.
+    """
+
+    def __init__(self, size: int, limit: int, setting: str, *, where: str | None = None) -> None:
+        place = f"{where}: " if where else ""
+        super().__init__(
+            f"{place}the values of this write take {size:,} bytes, more than one statement may carry "
+            f"on this server with its SQL: {limit:,} bytes ({setting}); nothing was written"
+        )
+        self.size = size
+        self.limit = limit
+        self.setting = setting
 
 
 class DriverNotInstalledError(CheckpointStoreError, ImportError):

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from obsku_checkpoint_sqlite.runtime.async_runners import AsyncRunner, open_async_runner
 
+from .bounds import ID_LENGTH, INT32_MAX, NAME_LENGTH, check_count, check_millis, check_text
 from .dto import (
     UNSET,
     Checkpoint,
@@ -38,10 +39,7 @@ from .dto import (
     ToolCall,
     TransferReport,
     Unset,
-    check_count,
-    check_millis,
     check_seconds,
-    check_text,
 )
 from .ops import checkpoints, copying, export, files, forks, importing, messages, retention, sessions, summaries
 from .ops.jobs import Progress
@@ -127,7 +125,7 @@ class SqlAlchemyCheckpointStore:
 
     async def get_session(self, session_id: str) -> Session | None:
         """The session with this id, or None."""
-        check_text("session_id", session_id)
+        check_text("session_id", session_id, max_length=ID_LENGTH)
         return await self._runner.run(sessions.get_session, session_id, write=False, bounded=True)
 
     async def list_sessions(
@@ -144,12 +142,22 @@ class SqlAlchemyCheckpointStore:
         as ``cursor`` for the next page (keyset pagination, fast at any depth). ``search``
         matches title, directory or id, case-insensitively.
 
+        A damaged session does not fail the page: a session whose stored row cannot be
+        decoded (its metadata, say) is left out of the list and reported in the page's
+        ``corrupt`` attribute, a list of ``CheckpointCorruptionError`` each naming its
+        row and column, and logged as a warning. ``get_session`` on it raises that error;
+        ``delete_session`` removes it. The cursor moves past it, so a page may hold fewer
+        than ``limit`` sessions and still have a next page.
+
         Raises:
             ValueError: a negative ``limit`` or a cursor this store did not return.
+            CheckpointCorruptionError: the driver cannot read a row at all (text that is
+                not UTF-8, a damaged SQLite file).
         """
         check_count("limit", limit)
-        check_text("workspace_id", workspace_id, optional=True)
+        check_text("workspace_id", workspace_id, optional=True, max_length=NAME_LENGTH)
         check_text("search", search, optional=True)
+        check_text("cursor", cursor, optional=True)
         # A search matches substrings, which no index serves: it reads every session.
         bounded = search is None and is_short_page(limit)
         return await self._runner.run(
@@ -172,7 +180,7 @@ class SqlAlchemyCheckpointStore:
             SessionNotFoundError: no such session.
             ValueError: invalid input, e.g. ``directory=None``; nothing is written.
         """
-        check_text("session_id", session_id)
+        check_text("session_id", session_id, max_length=ID_LENGTH)
         given = {"title": title, "directory": directory, "workspace_id": workspace_id, "metadata": metadata}
         changes = {name: value for name, value in given.items() if value is not UNSET}
         validated = SessionChanges.model_validate(changes).model_dump(include=set(changes))
@@ -180,7 +188,7 @@ class SqlAlchemyCheckpointStore:
 
     async def delete_session(self, session_id: str) -> None:
         """Delete a session with its messages and checkpoints. No error if it is absent."""
-        check_text("session_id", session_id)
+        check_text("session_id", session_id, max_length=ID_LENGTH)
         await self._runner.run(sessions.delete_session, session_id, write=True)
 
     # --- messages -----------------------------------------------------------------------
@@ -222,7 +230,7 @@ class SqlAlchemyCheckpointStore:
             ValueError: a negative ``limit``.
             CheckpointCorruptionError: a message's stored JSON cannot be decoded.
         """
-        check_text("session_id", session_id)
+        check_text("session_id", session_id, max_length=ID_LENGTH)
         check_millis("before", before)
         check_count("limit", limit)
         # Newest first by id: a ``before`` far back may pass over many newer messages.
@@ -271,7 +279,7 @@ class SqlAlchemyCheckpointStore:
             CheckpointCorruptionError: its stored JSON cannot be decoded. A node result
                 of the wrong shape raises it when ``node_results`` is first used.
         """
-        check_text("checkpoint_id", checkpoint_id)
+        check_text("checkpoint_id", checkpoint_id, max_length=ID_LENGTH)
         return await self._runner.run(checkpoints.get_checkpoint, checkpoint_id, write=False, bounded=True)
 
     async def get_latest_checkpoint(self, session_id: str, namespace: str | None = None) -> Checkpoint | None:
@@ -282,8 +290,8 @@ class SqlAlchemyCheckpointStore:
             CheckpointCorruptionError: its stored JSON cannot be decoded (node results:
                 see ``get_checkpoint``).
         """
-        check_text("session_id", session_id)
-        check_text("namespace", namespace, optional=True)
+        check_text("session_id", session_id, max_length=ID_LENGTH)
+        check_text("namespace", namespace, optional=True, max_length=NAME_LENGTH)
         return await self._runner.run(
             checkpoints.get_latest_checkpoint, session_id, namespace, write=False, bounded=True
         )
@@ -299,8 +307,8 @@ class SqlAlchemyCheckpointStore:
             CheckpointCorruptionError: a checkpoint's stored JSON cannot be decoded
                 (node results: see ``get_checkpoint``).
         """
-        check_text("session_id", session_id)
-        check_text("namespace", namespace, optional=True)
+        check_text("session_id", session_id, max_length=ID_LENGTH)
+        check_text("namespace", namespace, optional=True, max_length=NAME_LENGTH)
         check_count("limit", limit)
         # Not bounded, even with a small limit: checkpoints can be large, and decoding a page
         # of them belongs off the event loop.
@@ -318,7 +326,7 @@ class SqlAlchemyCheckpointStore:
         Raises:
             CheckpointNotFoundError: no such checkpoint.
         """
-        check_text("checkpoint_id", checkpoint_id)
+        check_text("checkpoint_id", checkpoint_id, max_length=ID_LENGTH)
         check_text("title", title, optional=True)
         return await self._runner.run(forks.fork, checkpoint_id, title, write=True)
 
@@ -335,15 +343,20 @@ class SqlAlchemyCheckpointStore:
         """Sessions in ``list_sessions`` order, each with its message count, checkpoint count,
         last message time and latest checkpoint, in one query however many sessions.
 
-        Returns a list with a ``next_cursor`` attribute; ``cursor`` and ``search`` work as
-        in ``list_sessions``.
+        Returns a list with ``next_cursor`` and ``corrupt`` attributes; ``cursor``,
+        ``search`` and damaged sessions work as in ``list_sessions``: a session whose row,
+        or whose latest checkpoint's row, cannot be decoded is reported in ``corrupt``
+        instead of failing the page.
 
         Raises:
             ValueError: a negative ``limit`` or a cursor this store did not return.
+            CheckpointCorruptionError: the driver cannot read a row at all (text that is
+                not UTF-8, a damaged SQLite file).
         """
-        check_text("workspace_id", workspace_id, optional=True)
+        check_text("workspace_id", workspace_id, optional=True, max_length=NAME_LENGTH)
         check_count("limit", limit)
         check_text("search", search, optional=True)
+        check_text("cursor", cursor, optional=True)
         return await self._runner.run(summaries.session_summaries, workspace_id, limit, cursor, search, write=False)
 
     async def continue_latest(self, workspace_id: str | None = None) -> SessionState | None:
@@ -351,9 +364,10 @@ class SqlAlchemyCheckpointStore:
         messages and its latest checkpoint, read together; None if there is no session.
 
         Raises:
-            CheckpointCorruptionError: stored JSON cannot be decoded.
+            CheckpointCorruptionError: stored JSON cannot be decoded, the latest session's
+                own row included.
         """
-        check_text("workspace_id", workspace_id, optional=True)
+        check_text("workspace_id", workspace_id, optional=True, max_length=NAME_LENGTH)
         return await self._runner.run(summaries.continue_latest, workspace_id, write=False)
 
     async def prune(
@@ -390,11 +404,10 @@ class SqlAlchemyCheckpointStore:
         check_count("keep_last", keep_last)
         check_millis("checkpoints_before", checkpoints_before)
         check_millis("sessions_idle_before", sessions_idle_before)
-        check_text("workspace_id", workspace_id, optional=True)
+        check_text("workspace_id", workspace_id, optional=True, max_length=NAME_LENGTH)
         if keep_last is None and checkpoints_before is None and sessions_idle_before is None:
             raise ValueError("prune: give keep_last, checkpoints_before or sessions_idle_before")
-        if type(batch_size) is not int or batch_size < 1:
-            raise ValueError(f"batch_size: must be a positive int, got {batch_size!r}")
+        check_count("batch_size", batch_size, minimum=1, maximum=INT32_MAX)
         policy = retention.PrunePolicy(
             keep_last, checkpoints_before, sessions_idle_before, workspace_id, protect_lineage
         )
@@ -428,10 +441,10 @@ class SqlAlchemyCheckpointStore:
             FileExistsError: the path exists and ``overwrite`` is False.
             OSError: the file cannot be written.
         """
-        check_text("workspace_id", workspace_id, optional=True)
+        check_text("workspace_id", workspace_id, optional=True, max_length=NAME_LENGTH)
         if session_ids is not None:
             for session_id in session_ids:
-                check_text("session_ids", session_id)
+                check_text("session_ids", session_id, max_length=ID_LENGTH)
         if type(overwrite) is not bool:
             raise TypeError(f"overwrite: expected a bool, got {type(overwrite).__name__}")
         destination = files.ExportFile(target, overwrite=overwrite)
@@ -491,8 +504,7 @@ class SqlAlchemyCheckpointStore:
             DatabaseUnavailableError: the target cannot be reached.
             CheckpointStoreError: the counts differ after the copy (nothing is committed).
         """
-        if type(batch_size) is not int or batch_size < 1:
-            raise ValueError(f"batch_size: must be a positive int, got {batch_size!r}")
+        check_count("batch_size", batch_size, minimum=1, maximum=INT32_MAX)
         return await self._runner.run_across(
             database_url(target_url), copying.prepare_copy_target, copying.copy_rows, batch_size, progress
         )

@@ -19,6 +19,7 @@ from sqlalchemy import URL, Engine
 
 from obsku_checkpoint_sqlite.runtime.sync_runner import SyncRunner, open_sync_runner
 
+from .bounds import ID_LENGTH, INT32_MAX, NAME_LENGTH, check_count, check_millis, check_text
 from .dto import (
     UNSET,
     Checkpoint,
@@ -39,10 +40,7 @@ from .dto import (
     ToolCall,
     TransferReport,
     Unset,
-    check_count,
-    check_millis,
     check_seconds,
-    check_text,
 )
 from .ops import checkpoints, copying, export, files, forks, importing, messages, retention, sessions, summaries
 from .ops.jobs import Progress
@@ -128,7 +126,7 @@ class SqlAlchemyCheckpointStore:
 
     def get_session(self, session_id: str) -> Session | None:
         """The session with this id, or None."""
-        check_text("session_id", session_id)
+        check_text("session_id", session_id, max_length=ID_LENGTH)
         return self._runner.run(sessions.get_session, session_id, write=False, bounded=True)
 
     def list_sessions(
@@ -145,12 +143,22 @@ class SqlAlchemyCheckpointStore:
         as ``cursor`` for the next page (keyset pagination, fast at any depth). ``search``
         matches title, directory or id, case-insensitively.
 
+        A damaged session does not fail the page: a session whose stored row cannot be
+        decoded (its metadata, say) is left out of the list and reported in the page's
+        ``corrupt`` attribute, a list of ``CheckpointCorruptionError`` each naming its
+        row and column, and logged as a warning. ``get_session`` on it raises that error;
+        ``delete_session`` removes it. The cursor moves past it, so a page may hold fewer
+        than ``limit`` sessions and still have a next page.
+
         Raises:
             ValueError: a negative ``limit`` or a cursor this store did not return.
+            CheckpointCorruptionError: the driver cannot read a row at all (text that is
+                not UTF-8, a damaged SQLite file).
         """
         check_count("limit", limit)
-        check_text("workspace_id", workspace_id, optional=True)
+        check_text("workspace_id", workspace_id, optional=True, max_length=NAME_LENGTH)
         check_text("search", search, optional=True)
+        check_text("cursor", cursor, optional=True)
         # A search matches substrings, which no index serves: it reads every session.
         bounded = search is None and is_short_page(limit)
         return self._runner.run(
@@ -173,7 +181,7 @@ class SqlAlchemyCheckpointStore:
             SessionNotFoundError: no such session.
             ValueError: invalid input, e.g. ``directory=None``; nothing is written.
         """
-        check_text("session_id", session_id)
+        check_text("session_id", session_id, max_length=ID_LENGTH)
         given = {"title": title, "directory": directory, "workspace_id": workspace_id, "metadata": metadata}
         changes = {name: value for name, value in given.items() if value is not UNSET}
         validated = SessionChanges.model_validate(changes).model_dump(include=set(changes))
@@ -181,7 +189,7 @@ class SqlAlchemyCheckpointStore:
 
     def delete_session(self, session_id: str) -> None:
         """Delete a session with its messages and checkpoints. No error if it is absent."""
-        check_text("session_id", session_id)
+        check_text("session_id", session_id, max_length=ID_LENGTH)
         self._runner.run(sessions.delete_session, session_id, write=True)
 
     # --- messages -----------------------------------------------------------------------
@@ -223,7 +231,7 @@ class SqlAlchemyCheckpointStore:
             ValueError: a negative ``limit``.
             CheckpointCorruptionError: a message's stored JSON cannot be decoded.
         """
-        check_text("session_id", session_id)
+        check_text("session_id", session_id, max_length=ID_LENGTH)
         check_millis("before", before)
         check_count("limit", limit)
         # Newest first by id: a ``before`` far back may pass over many newer messages.
@@ -272,7 +280,7 @@ class SqlAlchemyCheckpointStore:
             CheckpointCorruptionError: its stored JSON cannot be decoded. A node result
                 of the wrong shape raises it when ``node_results`` is first used.
         """
-        check_text("checkpoint_id", checkpoint_id)
+        check_text("checkpoint_id", checkpoint_id, max_length=ID_LENGTH)
         return self._runner.run(checkpoints.get_checkpoint, checkpoint_id, write=False, bounded=True)
 
     def get_latest_checkpoint(self, session_id: str, namespace: str | None = None) -> Checkpoint | None:
@@ -283,8 +291,8 @@ class SqlAlchemyCheckpointStore:
             CheckpointCorruptionError: its stored JSON cannot be decoded (node results:
                 see ``get_checkpoint``).
         """
-        check_text("session_id", session_id)
-        check_text("namespace", namespace, optional=True)
+        check_text("session_id", session_id, max_length=ID_LENGTH)
+        check_text("namespace", namespace, optional=True, max_length=NAME_LENGTH)
         return self._runner.run(checkpoints.get_latest_checkpoint, session_id, namespace, write=False, bounded=True)
 
     def list_checkpoints(
@@ -298,8 +306,8 @@ class SqlAlchemyCheckpointStore:
             CheckpointCorruptionError: a checkpoint's stored JSON cannot be decoded
                 (node results: see ``get_checkpoint``).
         """
-        check_text("session_id", session_id)
-        check_text("namespace", namespace, optional=True)
+        check_text("session_id", session_id, max_length=ID_LENGTH)
+        check_text("namespace", namespace, optional=True, max_length=NAME_LENGTH)
         check_count("limit", limit)
         # Not bounded, even with a small limit: checkpoints can be large, and decoding a page
         # of them belongs off the event loop.
@@ -317,7 +325,7 @@ class SqlAlchemyCheckpointStore:
         Raises:
             CheckpointNotFoundError: no such checkpoint.
         """
-        check_text("checkpoint_id", checkpoint_id)
+        check_text("checkpoint_id", checkpoint_id, max_length=ID_LENGTH)
         check_text("title", title, optional=True)
         return self._runner.run(forks.fork, checkpoint_id, title, write=True)
 
@@ -334,15 +342,20 @@ class SqlAlchemyCheckpointStore:
         """Sessions in ``list_sessions`` order, each with its message count, checkpoint count,
         last message time and latest checkpoint, in one query however many sessions.
 
-        Returns a list with a ``next_cursor`` attribute; ``cursor`` and ``search`` work as
-        in ``list_sessions``.
+        Returns a list with ``next_cursor`` and ``corrupt`` attributes; ``cursor``,
+        ``search`` and damaged sessions work as in ``list_sessions``: a session whose row,
+        or whose latest checkpoint's row, cannot be decoded is reported in ``corrupt``
+        instead of failing the page.
 
         Raises:
             ValueError: a negative ``limit`` or a cursor this store did not return.
+            CheckpointCorruptionError: the driver cannot read a row at all (text that is
+                not UTF-8, a damaged SQLite file).
         """
-        check_text("workspace_id", workspace_id, optional=True)
+        check_text("workspace_id", workspace_id, optional=True, max_length=NAME_LENGTH)
         check_count("limit", limit)
         check_text("search", search, optional=True)
+        check_text("cursor", cursor, optional=True)
         return self._runner.run(summaries.session_summaries, workspace_id, limit, cursor, search, write=False)
 
     def continue_latest(self, workspace_id: str | None = None) -> SessionState | None:
@@ -350,9 +363,10 @@ class SqlAlchemyCheckpointStore:
         messages and its latest checkpoint, read together; None if there is no session.
 
         Raises:
-            CheckpointCorruptionError: stored JSON cannot be decoded.
+            CheckpointCorruptionError: stored JSON cannot be decoded, the latest session's
+                own row included.
         """
-        check_text("workspace_id", workspace_id, optional=True)
+        check_text("workspace_id", workspace_id, optional=True, max_length=NAME_LENGTH)
         return self._runner.run(summaries.continue_latest, workspace_id, write=False)
 
     def prune(
@@ -389,11 +403,10 @@ class SqlAlchemyCheckpointStore:
         check_count("keep_last", keep_last)
         check_millis("checkpoints_before", checkpoints_before)
         check_millis("sessions_idle_before", sessions_idle_before)
-        check_text("workspace_id", workspace_id, optional=True)
+        check_text("workspace_id", workspace_id, optional=True, max_length=NAME_LENGTH)
         if keep_last is None and checkpoints_before is None and sessions_idle_before is None:
             raise ValueError("prune: give keep_last, checkpoints_before or sessions_idle_before")
-        if type(batch_size) is not int or batch_size < 1:
-            raise ValueError(f"batch_size: must be a positive int, got {batch_size!r}")
+        check_count("batch_size", batch_size, minimum=1, maximum=INT32_MAX)
         policy = retention.PrunePolicy(
             keep_last, checkpoints_before, sessions_idle_before, workspace_id, protect_lineage
         )
@@ -427,10 +440,10 @@ class SqlAlchemyCheckpointStore:
             FileExistsError: the path exists and ``overwrite`` is False.
             OSError: the file cannot be written.
         """
-        check_text("workspace_id", workspace_id, optional=True)
+        check_text("workspace_id", workspace_id, optional=True, max_length=NAME_LENGTH)
         if session_ids is not None:
             for session_id in session_ids:
-                check_text("session_ids", session_id)
+                check_text("session_ids", session_id, max_length=ID_LENGTH)
         if type(overwrite) is not bool:
             raise TypeError(f"overwrite: expected a bool, got {type(overwrite).__name__}")
         destination = files.ExportFile(target, overwrite=overwrite)
@@ -488,8 +501,7 @@ class SqlAlchemyCheckpointStore:
             DatabaseUnavailableError: the target cannot be reached.
             CheckpointStoreError: the counts differ after the copy (nothing is committed).
         """
-        if type(batch_size) is not int or batch_size < 1:
-            raise ValueError(f"batch_size: must be a positive int, got {batch_size!r}")
+        check_count("batch_size", batch_size, minimum=1, maximum=INT32_MAX)
         return self._runner.run_across(
             database_url(target_url), copying.prepare_copy_target, copying.copy_rows, batch_size, progress
         )

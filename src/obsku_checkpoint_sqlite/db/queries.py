@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Integer, Select, Table, bindparam, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy import BigInteger, Integer, Select, Table, bindparam, func, insert, literal, or_, select, tuple_, update
 from sqlalchemy.sql.expression import Executable
 
 from . import thread_queries
@@ -91,8 +91,9 @@ def _messages(*, before: bool, last: bool) -> Select[Any]:
         query = query.where(messages.c.created_at < bindparam("before", type_=messages.c.created_at.type))
     if not last:
         return query.order_by(messages.c.id)
-    # Newest first to take the last `limit`; the caller restores insertion order.
-    return query.order_by(messages.c.id.desc()).limit(bindparam("limit", type_=Integer))
+    # Newest first to take the last `limit`; the caller restores insertion order. A limit
+    # is 64-bit (bounds.check_count): typed so, PostgreSQL's drivers do not cast it to int4.
+    return query.order_by(messages.c.id.desc()).limit(bindparam("limit", type_=BigInteger))
 
 
 ALL_MESSAGES = _messages(before=False, last=False)
@@ -171,7 +172,7 @@ def _checkpoints(*, in_namespace: bool, limited: bool) -> Select[Any]:
     else:
         order.append(checkpoints.c.id.desc())
     query = query.order_by(*order)
-    return query.limit(bindparam("limit", type_=Integer)) if limited else query
+    return query.limit(bindparam("limit", type_=BigInteger)) if limited else query
 
 
 NAMESPACE_CHECKPOINTS = _checkpoints(in_namespace=True, limited=False)

@@ -6,6 +6,7 @@ Rows are unpacked by position: rows from the short path are plain tuples, and a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -18,6 +19,8 @@ from ..errors import CheckpointCorruptionError
 
 M = TypeVar("M", bound=BaseModel)
 AnyRow = Any  # a Row or tuple of the columns in queries.*_COLUMNS
+
+logger = logging.getLogger("obsku_checkpoint_sqlite")
 
 # One validator call for a whole page of rows: pydantic-core then loops in Rust, not
 # Python, which costs about a third less per row than a model_validate per row.
@@ -43,7 +46,30 @@ def session_from_row(row: AnyRow) -> Session:
     try:
         return Session.model_validate(data)
     except ValidationError as exc:
-        raise invalid_shape(exc.errors(), str(raw_metadata), location("sessions", session_id, "metadata")) from None
+        errors = exc.errors()
+        column = column_of(Session, errors[0]["loc"][0]) if errors[0]["loc"] else "metadata"
+        raw = raw_metadata if column == "metadata" else repr(data.get(column))
+        raise invalid_shape(errors, str(raw), location("sessions", session_id, column)) from None
+
+
+def sessions_from_rows(rows: Sequence[AnyRow]) -> tuple[list[Session], list[CheckpointCorruptionError]]:
+    """The sessions of rows that start with ``queries.SESSION_COLUMNS``, and the errors of
+    those that cannot be read: one damaged session does not hide the others."""
+    return collect(session_from_row, rows)
+
+
+def collect(read: Callable[[AnyRow], M], rows: Sequence[AnyRow]) -> tuple[list[M], list[CheckpointCorruptionError]]:
+    """``read`` applied to each row, split into what it returned and what it found corrupt
+    (logged as a warning too, for a caller that does not look)."""
+    found: list[M] = []
+    corrupt: list[CheckpointCorruptionError] = []
+    for row in rows:
+        try:
+            found.append(read(row))
+        except CheckpointCorruptionError as exc:
+            logger.warning("A listing left out a row it cannot read: %s", exc)
+            corrupt.append(exc)
+    return found, corrupt
 
 
 # --- messages ---------------------------------------------------------------------------
@@ -51,7 +77,8 @@ def session_from_row(row: AnyRow) -> Session:
 
 def messages_from_rows(rows: Sequence[AnyRow]) -> list[StoredMessage]:
     """Messages from rows of ``queries.MESSAGE_COLUMNS``, validated in one call."""
-    return _validated_rows(_MESSAGE_LIST, [_message_data(row) for row in rows], rows, _describe_message)
+    data = [_message_data(row) for row in rows]
+    return _validated_rows(_MESSAGE_LIST, data, rows, StoredMessage, "messages", _MESSAGE_COLUMNS)
 
 
 def _message_data(row: AnyRow) -> dict[str, Any]:
@@ -67,8 +94,9 @@ def _message_data(row: AnyRow) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _describe_message(row: AnyRow) -> tuple[str, str]:
-    return f"messages row {row[0]}", f"tool_calls={row[4]} tool_results={row[5]}"
+_MESSAGE_COLUMNS = (
+    "id", "session_id", "role", "content", "tool_calls", "tool_results", "tokens_in", "tokens_out", "created_at",
+)  # fmt: skip
 
 
 # --- checkpoints ------------------------------------------------------------------------
@@ -76,7 +104,8 @@ def _describe_message(row: AnyRow) -> tuple[str, str]:
 
 def checkpoints_from_rows(rows: Sequence[AnyRow]) -> list[Checkpoint]:
     """Checkpoints from rows of ``queries.CHECKPOINT_COLUMNS``, validated in one call."""
-    return _validated_rows(_CHECKPOINT_LIST, [_checkpoint_data(row) for row in rows], rows, _describe_checkpoint)
+    data = [_checkpoint_data(row) for row in rows]
+    return _validated_rows(_CHECKPOINT_LIST, data, rows, Checkpoint, "checkpoints", _CHECKPOINT_COLUMNS)
 
 
 def _checkpoint_data(row: AnyRow) -> dict[str, Any]:
@@ -112,8 +141,10 @@ def _deferred_node_results(checkpoint_id: str, text: str) -> NodeResults:
     return NodeResults.deferred(load)
 
 
-def _describe_checkpoint(row: AnyRow) -> tuple[str, str]:
-    return f"checkpoints row {row[0]!r}", row[7]
+_CHECKPOINT_COLUMNS = (
+    "id", "session_id", "namespace", "parent_id", "version", "step", "node_id", "node_results",
+    "pending_nodes", "cycle_state", "source", "created_at",
+)  # fmt: skip
 
 
 # --- decoding and validation ------------------------------------------------------------
@@ -135,24 +166,39 @@ def location(table: str, row_id: object, column: str) -> str:
     return f"{table} row {row_id!r}, column {column}"
 
 
+# Columns that hold JSON: an error shows their stored text, other columns their value.
+_JSON_COLUMNS = frozenset({"metadata", "tool_calls", "tool_results", "node_results", "pending_nodes", "cycle_state"})
+
+
 def _validated_rows(
     adapter: TypeAdapter[list[M]],
     data: list[dict[str, Any]],
     rows: Sequence[AnyRow],
-    describe: Callable[[AnyRow], tuple[str, str]],
+    model: type[BaseModel],
+    table: str,
+    columns: tuple[str, ...],
 ) -> list[M]:
-    """Validate decoded rows; the first invalid one raises ``CheckpointCorruptionError``.
-
-    ``describe`` gives a row's location and raw data, built only for the row that failed.
-    """
+    """Validate decoded rows; the first invalid one raises ``CheckpointCorruptionError``
+    naming its row and the column of its first error (``columns``: the rows' columns)."""
     try:
         return adapter.validate_python(data)
     except ValidationError as exc:
         errors = exc.errors()
-        index = errors[0]["loc"][0]
+        index, *path = errors[0]["loc"]
         assert isinstance(index, int)
-        where, raw = describe(rows[index])
-        raise invalid_shape(errors, str(raw), where, item=index) from None
+        row = tuple(rows[index])
+        column = column_of(model, path[0]) if path else columns[0]
+        raw = row[columns.index(column)] if column in columns else None
+        preview = raw if column in _JSON_COLUMNS and isinstance(raw, str) else repr(raw)
+        raise invalid_shape(errors, preview, location(table, row[0], column), item=index) from None
+
+
+def column_of(model: type[BaseModel], field: object) -> str:
+    """The column of a DTO field named in a validation error, which names fields by alias."""
+    for name, info in model.model_fields.items():
+        if field in (name, info.alias):
+            return name
+    return str(field)
 
 
 def invalid_shape(

@@ -7,7 +7,7 @@ from sqlalchemy import Connection
 from .. import jsonplus
 from ..db import queries
 from ..db.rows import checkpoints_from_rows
-from ..db.values import encode_models, new_id, now_ms, reject_unstorable_text
+from ..db.values import check_statement_size, encode_models, new_id, now_ms, reject_unstorable_text
 from ..dto import Checkpoint, NewCheckpoint, NodeResults
 from ..errors import CheckpointVersionConflictError
 from ..runtime.fastpath import execute
@@ -36,6 +36,7 @@ def save_checkpoint(conn: Connection, new: NewCheckpoint) -> Checkpoint:
         "created_at": now,
     }
     reject_unstorable_text(conn, {"namespace": new.namespace, "node_id": new.node_id, "parent_id": new.parent_id})
+    check_statement_size(conn, params)
     require_session(conn, new.session_id, lock=True)
     if new.version is not None and execute(conn, queries.VERSION_EXISTS, params).first() is not None:
         raise CheckpointVersionConflictError(new.session_id, new.namespace, new.version)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, func, insert, select
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Connection, Table, func, insert, select
 
 from ..db.queries import checkpoints, messages, sessions
+from ..db.values import STATEMENT_ALLOWANCE, check_statement_size, statement_limit
 from ..dto import TransferReport
 from ..errors import CheckpointStoreError, ImportConflictError
 from .export import read_one_snapshot
@@ -40,7 +44,8 @@ def copy_rows(source: Connection, target: Connection, batch_size: int, progress:
         primary_key = table.primary_key.columns.values()[0]
         result = source.execution_options(yield_per=batch_size).execute(select(table).order_by(primary_key))
         for partition in result.partitions():
-            target.execute(insert(table), [dict(row._mapping) for row in partition])
+            for batch in _in_statements(target, table, [dict(row._mapping) for row in partition]):
+                target.execute(insert(table), batch)
             done += len(partition)
             if progress is not None:
                 progress(done, grand_total)
@@ -52,3 +57,24 @@ def copy_rows(source: Connection, target: Connection, batch_size: int, progress:
             "the target was left unchanged"
         )
     return TransferReport(sessions=totals["sessions"], messages=totals["messages"], checkpoints=totals["checkpoints"])
+
+
+def _in_statements(target: Connection, table: Table, rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """``rows`` in batches one statement on the target's server carries, each row checked
+    first: a row too large for it raises ``PayloadTooLargeError`` before it is sent."""
+    limit = statement_limit(target)
+    if limit is None:
+        yield rows
+        return
+    budget = limit[0] - STATEMENT_ALLOWANCE
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for row in rows:
+        row_size = check_statement_size(target, row, where=f"{table.name} row {row['id']!r}")
+        if batch and size + row_size > budget:
+            yield batch
+            batch, size = [], 0
+        batch.append(row)
+        size += row_size
+    if batch:
+        yield batch

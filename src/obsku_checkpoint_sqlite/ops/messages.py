@@ -8,7 +8,7 @@ from sqlalchemy import Connection
 
 from ..db import queries
 from ..db.rows import messages_from_rows
-from ..db.values import encode_models, now_ms, reject_unstorable_text
+from ..db.values import check_statement_size, encode_models, now_ms, reject_unstorable_text
 from ..dto import NewMessage, StoredMessage
 from ..errors import SessionNotFoundError
 from ..runtime.fastpath import execute
@@ -28,6 +28,7 @@ def add_message(conn: Connection, new: NewMessage) -> StoredMessage:
         "created_at": now,
     }
     reject_unstorable_text(conn, {"content": new.content})
+    check_statement_size(conn, row)
     # The UPDATE both bumps updated_at and proves (and on servers locks) the session.
     if execute(conn, queries.TOUCH_SESSION, {"session_id": new.session_id, "now": now}).rowcount == 0:
         raise SessionNotFoundError(new.session_id)

@@ -10,10 +10,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, delete, update
 
+from ..bounds import ID_LENGTH, INT64_MAX, INT64_MIN, check_text
 from ..db import queries
 from ..db.queries import checkpoints, messages, sessions
-from ..db.rows import AnyRow, session_from_row
-from ..db.values import encode_optional, new_id, now_ms, reject_unstorable_text
+from ..db.rows import AnyRow, session_from_row, sessions_from_rows
+from ..db.values import check_statement_size, encode_optional, new_id, now_ms, reject_unstorable_text
 from ..dto import NewSession, Session, SessionPage
 from ..errors import SessionNotFoundError
 from ..runtime.fastpath import execute
@@ -33,6 +34,7 @@ def create_session(conn: Connection, new: NewSession) -> Session:
         "forked_from_checkpoint_id": None,
     }
     reject_unstorable_text(conn, {key: row[key] for key in ("directory", "title", "workspace_id")})
+    check_statement_size(conn, row)
     execute(conn, queries.INSERT_SESSION, row)
     return Session(**{**row, "metadata": new.metadata})
 
@@ -54,6 +56,7 @@ def update_session(conn: Connection, session_id: str, changes: Mapping[str, Any]
     reject_unstorable_text(conn, {k: v for k, v in values.items() if k != "metadata"})
     if "metadata" in values:
         values["metadata"] = encode_optional(values["metadata"], "metadata")
+    check_statement_size(conn, values)
     values["updated_at"] = now_ms()
     result = conn.execute(update(sessions).where(sessions.c.id == session_id).values(values))
     if result.rowcount == 0:
@@ -83,7 +86,8 @@ def list_sessions(
     search: str | None,
 ) -> SessionPage:
     rows, next_cursor = read_page(conn, session_page_query(workspace_id, cursor, search), limit)
-    return SessionPage([session_from_row(row) for row in rows], next_cursor=next_cursor)
+    found, corrupt = sessions_from_rows(rows)
+    return SessionPage(found, next_cursor=next_cursor, corrupt=corrupt)
 
 
 def session_page_query(workspace_id: str | None, cursor: str | None, search: str | None) -> Select[Any]:
@@ -96,12 +100,18 @@ def session_page_query(workspace_id: str | None, cursor: str | None, search: str
 def read_page(conn: Connection, query: Select[Any], limit: int | None) -> tuple[Sequence[AnyRow], str | None]:
     """A page of ``query``'s rows (which start with the session columns) and the next cursor."""
     if limit is not None:
-        query = query.limit(limit + 1)
+        query = query.limit(one_more(limit))
     rows = conn.execute(query).all()
     if limit is None or len(rows) <= limit:
         return rows, None
     rows = rows[:limit]
     return rows, encode_cursor(rows[-1].updated_at, rows[-1].id)
+
+
+def one_more(limit: int) -> int:
+    """``limit + 1``, the rows a page reads to learn whether another follows, within 64 bits
+    (no table holds 2**63 - 1 rows, so a page of that many is the last)."""
+    return min(limit + 1, INT64_MAX)
 
 
 def encode_cursor(updated_at: int, session_id: str) -> str:
@@ -117,8 +127,12 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         updated_at, session_id = json.loads(raw)
     except (binascii.Error, ValueError, TypeError) as exc:
         raise ValueError(f"cursor: not a cursor this store returned ({cursor!r})") from exc
-    if type(updated_at) is not int or not isinstance(session_id, str):
+    if type(updated_at) is not int or not INT64_MIN <= updated_at <= INT64_MAX:
         raise ValueError(f"cursor: not a cursor this store returned ({cursor!r})")
+    try:
+        check_text("cursor", session_id, max_length=ID_LENGTH)
+    except (TypeError, ValueError):
+        raise ValueError(f"cursor: not a cursor this store returned ({cursor!r})") from None
     return updated_at, session_id
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Connection, and_, func, select
 
 from ..db.queries import checkpoints, messages
-from ..db.rows import session_from_row
+from ..db.rows import collect, column_of, invalid_shape, location, session_from_row
 from ..dto import CheckpointRef, SessionState, SessionSummary, SummaryPage
 from .checkpoints import get_latest_checkpoint
 from .messages import get_messages
-from .sessions import list_sessions, read_page, session_page_query
+from .sessions import list_sessions, one_more, read_page, session_page_query
 
 
 def session_summaries(
@@ -25,7 +26,7 @@ def session_summaries(
     """
     page_query = session_page_query(workspace_id, cursor, search)
     if limit is not None:
-        page_query = page_query.limit(limit + 1)
+        page_query = page_query.limit(one_more(limit))
     page = page_query.cte("page")
     message_stats = (
         select(
@@ -81,31 +82,41 @@ def session_summaries(
         .order_by(page.c.updated_at.desc(), page.c.id.desc())
     )
     rows, next_cursor = read_page(conn, query, limit)
-    return SummaryPage([_summary_from_row(row) for row in rows], next_cursor=next_cursor)
+    found, corrupt = collect(_summary_from_row, rows)
+    return SummaryPage(found, next_cursor=next_cursor, corrupt=corrupt)
 
 
 def _summary_from_row(row: Any) -> SessionSummary:
+    """A summary, validated as the rows it comes from are; a corrupt one raises naming its row."""
+    session = session_from_row(row)
     latest = None
     if row.checkpoint_id is not None:
-        latest = CheckpointRef(
-            id=row.checkpoint_id,
-            namespace=row.checkpoint_namespace,
-            step=row.checkpoint_step,
-            version=row.checkpoint_version,
-            source=row.checkpoint_source,
-            created_at=row.checkpoint_created_at,
-        )
-    return SessionSummary(
-        session=session_from_row(row),
-        message_count=row.message_count or 0,
-        checkpoint_count=row.checkpoint_count or 0,
-        last_message_at=row.last_message_at,
-        latest_checkpoint=latest,
-    )
+        fields = {
+            "id": row.checkpoint_id, "namespace": row.checkpoint_namespace, "step": row.checkpoint_step,
+            "version": row.checkpoint_version, "source": row.checkpoint_source,
+            "created_at": row.checkpoint_created_at,
+        }  # fmt: skip
+        try:
+            latest = CheckpointRef.model_validate(fields)
+        except ValidationError as exc:
+            column = column_of(CheckpointRef, exc.errors()[0]["loc"][0])
+            where = location("checkpoints", row.checkpoint_id, column)
+            raise invalid_shape(exc.errors(), repr(fields.get(column)), where) from None
+    try:
+        return SessionSummary.model_validate({
+            "session": session, "message_count": row.message_count or 0,
+            "checkpoint_count": row.checkpoint_count or 0, "last_message_at": row.last_message_at,
+            "latest_checkpoint": latest,
+        })  # fmt: skip
+    except ValidationError as exc:  # the newest message's time, the one column left
+        where = f"messages of session {session.id!r}, column created_at"
+        raise invalid_shape(exc.errors(), repr(row.last_message_at), where) from None
 
 
 def continue_latest(conn: Connection, workspace_id: str | None) -> SessionState | None:
     page = list_sessions(conn, workspace_id, 1, None, None)
+    if page.corrupt:  # the latest session is the one to continue, readable or not
+        raise page.corrupt[0]
     if not page:
         return None
     session = page[0]
