@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, select
 
 from ..db.queries import checkpoints, messages, sessions
+from ..db.thread_queries import lg_checkpoints, lg_writes
 from ..db.values import now_ms
 from ..dto import PruneReport
 from .jobs import Job, Progress, Step
@@ -245,6 +246,8 @@ def delete_idle_sessions(
     # Explicit deletes, not only the cascade, as in delete_session.
     deleted_messages = conn.execute(delete(messages).where(messages.c.session_id.in_(still_idle))).rowcount
     deleted_checkpoints = conn.execute(delete(checkpoints).where(checkpoints.c.session_id.in_(still_idle))).rowcount
+    for table in (lg_writes, lg_checkpoints):  # a LangGraph thread's rows
+        conn.execute(delete(table).where(table.c.session_id.in_(still_idle)))
     deleted_sessions = conn.execute(delete(sessions).where(sessions.c.id.in_(still_idle))).rowcount
     return int(deleted_sessions), int(deleted_checkpoints), int(deleted_messages)
 

@@ -14,6 +14,7 @@ from ..bounds import ID_LENGTH, INT64_MAX, INT64_MIN, check_text
 from ..db import queries
 from ..db.queries import checkpoints, messages, sessions
 from ..db.rows import AnyRow, session_from_row, sessions_from_rows
+from ..db.thread_queries import lg_checkpoints, lg_writes
 from ..db.values import check_statement_size, encode_optional, new_id, now_ms, reject_unstorable_text
 from ..dto import NewSession, Session, SessionPage
 from ..errors import SessionNotFoundError
@@ -72,8 +73,8 @@ def delete_session(conn: Connection, session_id: str) -> None:
     # holds it, and then deletes what it wrote.
     execute(conn, queries.LOCK_SESSION, {"session_id": session_id})
     # Explicit deletes, not only the cascade: a database adopted from elsewhere may
-    # have been built without enforced foreign keys.
-    for table in (messages, checkpoints):
+    # have been built without enforced foreign keys. A LangGraph thread's rows go too.
+    for table in (messages, checkpoints, lg_writes, lg_checkpoints):
         conn.execute(delete(table).where(table.c.session_id == session_id))
     conn.execute(delete(sessions).where(sessions.c.id == session_id))
 
