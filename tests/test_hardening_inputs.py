@@ -13,18 +13,22 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from sqlalchemy import Engine, text
 
 from obsku_checkpoint_sqlite import (
     CheckpointCorruptionError,
     CheckpointStoreError,
+    ExportFormatError,
     PayloadTooLargeError,
+    sync,
 )
 from obsku_checkpoint_sqlite.db import values
 from obsku_checkpoint_sqlite.jsonplus import MAX_DEPTH
 from tests.conftest import StoreFactory, before_each_statement
 from tests.test_reliability import INSPECTABLE, purge_workspaces, raw_connection
+from tests.test_transfer import fill
 
 NODE = {"status": "completed"}
 CYCLE = {"back_edge": "a->b", "iteration": 1}
@@ -473,3 +477,142 @@ async def test_a_write_over_postgresql_message_limit_is_refused_before_it_is_sen
     assert caught.value.size > 1_000_000
     assert await store.get_messages(session.id) == []
     await store.add_message(session.id, role="tool", content="é" * 400_000)
+
+
+# --- imports checked as the API checks --------------------------------------------------
+
+
+def rewrite(lines: list[bytes], kind: str, change: dict[str, Any], *, nth: int = 0) -> tuple[bytes, int]:
+    """The file with the ``nth`` row of ``kind`` changed, and that row's line number."""
+    found = 0
+    out = list(lines)
+    for number, line in enumerate(lines, start=1):
+        record = orjson.loads(line)
+        if record.get("type") != kind:
+            continue
+        if found == nth:
+            record["row"] = {**record["row"], **change}
+            out[number - 1] = orjson.dumps(record) + b"\n"
+            return b"".join(out), number
+        found += 1
+    raise AssertionError(f"no {kind} number {nth}")
+
+
+DEEP_JSON = "[" * 5000 + "]" * 5000
+# (label, record type, changed columns, row of that type to change, text the error must hold)
+IMPORT_CASES: list[tuple[str, str, dict[str, Any], int, str]] = [
+    ("session id too long", "session", {"id": "s" * 129}, 1, "session column id"),
+    ("workspace too long", "session", {"workspace_id": "w" * 256}, 0, "session column workspace_id"),
+    ("created_at past 64 bits", "session", {"created_at": 2**63}, 0, "session column created_at"),
+    ("metadata not JSON", "session", {"metadata": "{not json"}, 0, "session column metadata: invalid JSON"),
+    ("metadata not a dict", "session", {"metadata": "[1, 2]"}, 0, "session column metadata: invalid shape"),
+    ("metadata too deep", "session", {"metadata": DEEP_JSON}, 0, "session column metadata: nested deeper"),
+    ("unknown role", "message", {"role": "robot"}, 0, "message column role"),
+    ("message id 0", "message", {"id": 0}, 0, "message column id"),
+    ("message id 2**63 - 1", "message", {"id": 2**63 - 1}, 0, "message column id"),
+    ("message id past 2**53", "message", {"id": 2**53}, 0, "message column id"),
+    ("tokens past 32 bits", "message", {"tokens_in": 2**31}, 0, "message column tokens_in"),
+    ("negative tokens", "message", {"tokens_out": -1}, 0, "message column tokens_out"),
+    ("tool_calls not JSON", "message", {"tool_calls": "[{"}, 1, "message column tool_calls: invalid JSON"),
+    ("tool_calls of the wrong shape", "message", {"tool_calls": '[{"toolUseId": 1}]'}, 1, "column tool_calls"),
+    ("tool_results not a list", "message", {"tool_results": '{"a": 1}'}, 2, "column tool_results"),
+    ("negative step", "checkpoint", {"step": -1}, 0, "checkpoint column step"),
+    ("version 0", "checkpoint", {"version": 0}, 0, "checkpoint column version"),
+    ("version past 32 bits", "checkpoint", {"version": 2**31}, 0, "checkpoint column version"),
+    ("unknown source", "checkpoint", {"source": "replay"}, 0, "checkpoint column source"),
+    ("no source", "checkpoint", {"source": None}, 0, "checkpoint column source"),
+    ("namespace too long", "checkpoint", {"namespace": "n" * 256}, 0, "checkpoint column namespace"),
+    ("node_results not JSON", "checkpoint", {"node_results": "{"}, 0, "column node_results: invalid JSON"),
+    (
+        "node result of the wrong shape",
+        "checkpoint",
+        {"node_results": '{"a": {"status": "exploded"}}'},
+        0,
+        "checkpoint column node_results: invalid shape",
+    ),
+    ("node_results too deep", "checkpoint", {"node_results": DEEP_JSON}, 0, "column node_results: nested deeper"),
+    ("pending_nodes not a list", "checkpoint", {"pending_nodes": '"abc"'}, 0, "column pending_nodes"),
+    ("cycle_state without back_edge", "checkpoint", {"cycle_state": '{"iteration": 1}'}, 0, "column cycle_state"),
+    ("watermark past 2**53", "checkpoint", {"last_message_id": 2**62}, 0, "checkpoint column last_message_id"),
+    ("text as a number", "message", {"content": 5}, 0, "message column content"),
+]
+
+
+async def test_an_import_refuses_every_row_the_api_would_refuse_naming_line_and_column(
+    store: Any, workspace: str, tmp_path: Path
+) -> None:
+    await fill(store, workspace)
+    export = tmp_path / "export.jsonl"
+    await store.export_sessions(export, workspace_id=workspace)
+    for session in await store.list_sessions(workspace):
+        await store.delete_session(session.id)
+    lines = export.read_bytes().splitlines(keepends=True)
+
+    problems = []
+    for label, kind, change, nth, fragment in IMPORT_CASES:
+        content, line = rewrite(lines, kind, change, nth=nth)
+        broken = tmp_path / "broken.jsonl"
+        broken.write_bytes(content)
+        try:
+            await store.import_sessions(broken)
+        except ExportFormatError as exc:
+            if exc.line != line or fragment not in str(exc):
+                problems.append(f"{label}: expected line {line} and {fragment!r}, got: {exc}")
+        except Exception as exc:
+            problems.append(f"{label}: raised {type(exc).__name__}: {exc}")
+        else:
+            problems.append(f"{label}: imported")
+            for session in await store.list_sessions(workspace):
+                await store.delete_session(session.id)
+        if await store.list_sessions(workspace) != []:
+            problems.append(f"{label}: something was imported")
+    assert not problems, "\n".join(problems)
+
+    report = await store.import_sessions(export)
+    assert (report.sessions, report.messages, report.checkpoints) == (3, 6, 3)
+    # Ids far below the bound leave add_message its room on every dialect.
+    (run,) = [s for s in await store.list_sessions(workspace) if s.title == "Run «one» 🚀"]
+    await store.add_message(run.id, role="user", content="after the import")
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_an_import_refuses_text_the_target_cannot_store_naming_line_and_column(
+    store: Any, workspace: str, tmp_path: Path
+) -> None:
+    await fill(store, workspace)
+    export = tmp_path / "export.jsonl"
+    await store.export_sessions(export, workspace_id=workspace)
+    for session in await store.list_sessions(workspace):
+        await store.delete_session(session.id)
+    # As the SQLite package would export a message holding NUL, which PostgreSQL cannot store.
+    content, line = rewrite(export.read_bytes().splitlines(keepends=True), "message", {"content": "a\x00b"})
+    export.write_bytes(content)
+    with pytest.raises(ExportFormatError, match=r"message column content: PostgreSQL cannot store the NUL") as caught:
+        await store.import_sessions(export)
+    assert caught.value.line == line
+    assert await store.list_sessions(workspace) == []
+
+
+@pytest.mark.parametrize("scratch_url", ["postgresql", "mariadb"], indirect=True)
+@pytest.mark.parametrize("new_ids", [False, True], ids=["kept-ids", "new-ids"])
+def test_imports_and_copies_send_batches_no_larger_than_the_server_takes(
+    scratch_url: str, tmp_path: Path, new_ids: bool
+) -> None:
+    # 300 messages of 100 kB: 30 MB, which one batch of rows in one statement would carry.
+    source = f"sqlite:///{tmp_path / 'big.db'}"
+    with sync.SqlAlchemyCheckpointStore(source) as store:
+        session = store.create_session("/big")
+        for index in range(300):
+            store.add_message(session.id, role="tool", content=f"{index:04d}" + "x" * 100_000)
+        store.export_sessions(tmp_path / "big.jsonl")
+        if not new_ids:
+            store.copy_to(scratch_url)
+    with sync.SqlAlchemyCheckpointStore(scratch_url) as target:
+        if not new_ids:
+            copied = target.get_messages(session.id)
+            assert [m.content[:4] for m in copied] == [f"{index:04d}" for index in range(300)]
+            target.delete_session(session.id)
+        report = target.import_sessions(tmp_path / "big.jsonl", new_ids=new_ids)
+        assert report.messages == 300
+        (imported,) = target.list_sessions()
+        assert [m.content[:4] for m in target.get_messages(imported.id)] == [f"{index:04d}" for index in range(300)]
