@@ -279,8 +279,11 @@ async def refuse_each(store: Any, workspace: str, cases: dict[str, tuple[Any, st
 
 
 def forged_cursor(updated_at: Any, session_id: Any) -> str:
-    raw = json.dumps([updated_at, session_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return forged_cursor_text(json.dumps([updated_at, session_id]))
+
+
+def forged_cursor_text(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
 async def test_integer_arguments_beyond_64_bits_are_refused_and_the_largest_work(store: Any, workspace: str) -> None:
@@ -295,6 +298,7 @@ async def test_integer_arguments_beyond_64_bits_are_refused_and_the_largest_work
         "cursor id too long": (lambda _: store.list_sessions(cursor=forged_cursor(1, "i" * 129)), "cursor"),
         "cursor id not Unicode": (lambda _: store.session_summaries(cursor=forged_cursor(1, "\ud800")), "cursor"),
         "cursor as bytes": (lambda _: store.list_sessions(cursor=b"abc"), "cursor"),
+        "cursor nested deep": (lambda _: store.list_sessions(cursor=forged_cursor_text("[" * 100_000)), "cursor"),
         "prune keep_last": (lambda _: store.prune(keep_last=INT64_MAX + 1, dry_run=True), "keep_last"),
         "prune checkpoints_before": (
             lambda _: store.prune(checkpoints_before=2**64, dry_run=True),

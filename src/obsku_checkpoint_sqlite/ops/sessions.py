@@ -8,6 +8,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Select, delete, update
 
 from ..bounds import ID_LENGTH, INT64_MAX, INT64_MIN, check_text
@@ -125,15 +126,17 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     """The position an ``encode_cursor`` cursor names; ``ValueError`` for anything else."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        updated_at, session_id = json.loads(raw)
+        # orjson, not the stdlib: a forged cursor nested thousands deep is a ValueError
+        # (orjson stops at 1024 levels) rather than a RecursionError.
+        updated_at, session_id = orjson.loads(raw)
     except (binascii.Error, ValueError, TypeError) as exc:
-        raise ValueError(f"cursor: not a cursor this store returned ({cursor!r})") from exc
+        raise ValueError(f"cursor: not a cursor this store returned ({cursor!r:.80})") from exc
     if type(updated_at) is not int or not INT64_MIN <= updated_at <= INT64_MAX:
-        raise ValueError(f"cursor: not a cursor this store returned ({cursor!r})")
+        raise ValueError(f"cursor: not a cursor this store returned ({cursor!r:.80})")
     try:
         check_text("cursor", session_id, max_length=ID_LENGTH)
     except (TypeError, ValueError):
-        raise ValueError(f"cursor: not a cursor this store returned ({cursor!r})") from None
+        raise ValueError(f"cursor: not a cursor this store returned ({cursor!r:.80})") from None
     return updated_at, session_id
 
 
