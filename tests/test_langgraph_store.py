@@ -3,6 +3,7 @@ saver's refusals, lineage-safe deletes and prunes, and the indexes its reads use
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -14,16 +15,19 @@ import pytest
 from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command
 from sqlalchemy import create_engine, func, inspect, select, text
+from typer.testing import CliRunner
 
 from obsku_checkpoint_sqlite import ImportConflictError, SessionNotFoundError, sync
+from obsku_checkpoint_sqlite.cli import app
 from obsku_checkpoint_sqlite.db import thread_queries
 from obsku_checkpoint_sqlite.db.migrate import current_revision, head_revision, schema_drift, upgrade
 from obsku_checkpoint_sqlite.db.thread_queries import lg_checkpoints, lg_writes
 from obsku_checkpoint_sqlite.db.values import now_ms
 from obsku_checkpoint_sqlite.langgraph import AsyncObskuSaver, ObskuSaver
 from obsku_checkpoint_sqlite.runtime.engines import create_sync_engine
-from tests._langgraph import BACKENDS, fresh_database
+from tests._langgraph import BACKENDS, fresh_database, interrupt_graph
 from tests.conftest import counting_statements
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -250,3 +254,39 @@ def test_the_latest_checkpoint_and_a_page_are_index_searches_on_sqlite(tmp_path:
             assert "SCAN" not in plan.replace("SCAN CONSTANT ROW", ""), (key, plan)
             assert "TEMP B-TREE" not in plan, (key, plan)
     engine.dispose()
+
+
+def interrupted_thread(url: str) -> tuple[Any, str]:
+    """A thread on ``url`` stopped at the interrupt graph's question; its config and id."""
+    config: Any = {"configurable": {"thread_id": f"t-{uuid.uuid4()}"}}
+    with ObskuSaver.from_conn_string(url) as saver:
+        interrupt_graph(saver).invoke({"question": "q", "log": []}, config)
+    return config, config["configurable"]["thread_id"]
+
+
+def test_the_command_line_lists_and_shows_a_thread(tmp_path: Path) -> None:
+    database = str(tmp_path / "cli.db")
+    _, thread_id = interrupted_thread(database)
+    listed = CliRunner().invoke(app, ["--db", database, "sessions"], catch_exceptions=False)
+    assert thread_id in listed.output
+    assert "LangGraph thread" in listed.output
+    shown = CliRunner().invoke(app, ["--db", database, "show", thread_id], catch_exceptions=False)
+    assert "LangGraph checkpoints" in shown.output
+    as_json = CliRunner().invoke(app, ["--db", database, "show", thread_id, "--json"], catch_exceptions=False)
+    graph = json.loads(as_json.output)["langgraph_checkpoints"]
+    assert [row["source"] for row in graph] == ["loop", "input"]
+    assert graph[0]["parent_checkpoint_id"] == graph[1]["checkpoint_id"]
+    assert graph[0]["pending_writes"] >= 1  # the interrupt
+
+
+@pytest.mark.parametrize("backend", ["sqlite-file", "postgresql", "mariadb"])
+def test_copy_to_carries_a_thread_whole(backend: str, tmp_path: Path) -> None:
+    source = str(tmp_path / "source.db")  # beside the target's langgraph.db on SQLite
+    config, _ = interrupted_thread(source)
+    with fresh_database(backend, tmp_path) as target:
+        with sync.SqlAlchemyCheckpointStore(source) as store:
+            store.copy_to(target)
+        with ObskuSaver.from_conn_string(target) as saver:
+            result = interrupt_graph(saver).invoke(Command(resume="42"), config)
+            assert saver.get_tuple(config) is not None
+        assert result["log"] == ["ask", "finish:42"]

@@ -9,12 +9,14 @@ import typer
 from rich.markup import escape
 
 from ..dto import Checkpoint, checkpoint_diff
+from ..ops import thread_upkeep
 from ..sync import SqlAlchemyCheckpointStore
 from .application import CliError, JsonOption, SessionArgument, app, handled, open_store, out, same_command
 from .render import (
     as_json_text,
     checkpoint_ref,
     checkpoints_table,
+    langgraph_table,
     local_time,
     messages_table,
     print_json,
@@ -66,12 +68,15 @@ def show(
             raise CliError(f"Session not found: {session_id}")
         recent = store.get_messages(session_id, limit=last)
         saved = store.list_checkpoints(session_id, limit=20)
+        # A LangGraph thread's checkpoints, read without LangGraph: ids, steps, writes.
+        graph = store._runner.run(thread_upkeep.thread_checkpoints, session_id, 20, write=False)
     if as_json:
         print_json(
             {
                 "session": session.model_dump(mode="json"),
                 "messages": [message.model_dump(mode="json") for message in recent],
                 "checkpoints": [checkpoint_ref(checkpoint) for checkpoint in saved],
+                "langgraph_checkpoints": graph,
             }
         )
         return
@@ -92,6 +97,9 @@ def show(
     out.print(messages_table(recent) if recent else "  none")
     out.print("\n[bold]Checkpoints[/bold] (latest first)")
     out.print(checkpoints_table(saved) if saved else "  none")
+    if graph:
+        out.print("\n[bold]LangGraph checkpoints[/bold] (newest first)")
+        out.print(langgraph_table(graph))
 
 
 @app.command()

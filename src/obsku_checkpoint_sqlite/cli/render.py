@@ -145,3 +145,18 @@ def checkpoints_table(found: list[Checkpoint]) -> Listing:
             escape(short(nodes, 40)), escape(", ".join(saved.pending_nodes)), local_time(saved.created_at),
         )  # fmt: skip
     return table
+
+
+def langgraph_table(found: list[dict[str, Any]]) -> Listing:
+    """A LangGraph thread's checkpoints (``ops.thread_upkeep.thread_checkpoints`` rows)."""
+    table = Listing(
+        ("ID", "id", "cyan"), ("Namespace", "text", None), ("Step", "number", None), ("Source", "text", None),
+        ("Parent", "id", "dim"), ("Writes", "number", None), ("Saved", "text", None),
+    )  # fmt: skip
+    for row in found:
+        step = "-" if row["step"] is None else str(row["step"])
+        table.add_row(
+            row["checkpoint_id"], escape(row["checkpoint_ns"] or '""'), step, escape(str(row["source"] or "-")),
+            row["parent_checkpoint_id"] or "-", str(row["pending_writes"]), local_time(row["created_at"]),
+        )  # fmt: skip
+    return table

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, func, insert, select
 
 from ..db.queries import checkpoints, messages, sessions
+from ..db.thread_queries import lg_checkpoints, lg_writes
 from ..db.values import STATEMENT_ALLOWANCE, check_statement_size, statement_limit
 from ..dto import TransferReport
 from ..errors import CheckpointStoreError, ImportConflictError
@@ -36,7 +37,8 @@ def copy_rows(source: Connection, target: Connection, batch_size: int, progress:
             f"The target database holds {existing} sessions already: copy needs an empty one. "
             "To merge into it, use export and import."
         )
-    tables = (sessions, messages, checkpoints)
+    # A LangGraph thread is a session with rows in the last two tables.
+    tables = (sessions, messages, checkpoints, lg_checkpoints, lg_writes)
     totals = {table.name: source.execute(select(func.count()).select_from(table)).scalar_one() for table in tables}
     grand_total = sum(totals.values())
     done = 0
@@ -70,7 +72,8 @@ def _in_statements(target: Connection, table: Table, rows: list[dict[str, Any]])
     batch: list[dict[str, Any]] = []
     size = 0
     for row in rows:
-        row_size = check_statement_size(target, row, where=f"{table.name} row {row['id']!r}")
+        label = row["id"] if "id" in row else (row["session_id"], row["checkpoint_id"])
+        row_size = check_statement_size(target, row, where=f"{table.name} row {label!r}")
         if batch and size + row_size > budget:
             yield batch
             batch, size = [], 0

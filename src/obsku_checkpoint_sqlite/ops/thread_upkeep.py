@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import orjson
 from sqlalchemy import Connection, bindparam, delete, func, select, update
@@ -190,3 +191,39 @@ def _delta_counters(conn: Connection, thread_id: str, checkpoint_ns: str, checkp
     ).scalar()  # fmt: skip
     counters = orjson.loads(metadata).get("counters_since_delta_snapshot") if metadata else None
     return counters.keys() if isinstance(counters, dict) else ()
+
+
+def thread_checkpoints(conn: Connection, thread_id: str, limit: int) -> list[dict[str, Any]]:
+    """A thread's newest LangGraph checkpoints, for people: ids, namespace, parent, LangGraph's
+    step and source from the metadata, when saved, and how many pending writes it has."""
+    found = conn.execute(
+        select(
+            lg_checkpoints.c.checkpoint_ns, lg_checkpoints.c.checkpoint_id, lg_checkpoints.c.parent_checkpoint_id,
+            lg_checkpoints.c.metadata, lg_checkpoints.c.created_at,
+        )
+        .where(lg_checkpoints.c.session_id == thread_id)
+        .order_by(lg_checkpoints.c.checkpoint_id.desc(), lg_checkpoints.c.checkpoint_ns.desc())
+        .limit(limit)
+    ).all()  # fmt: skip
+    writes: dict[tuple[str, str], int] = {}
+    if found:
+        counted = conn.execute(
+            select(lg_writes.c.checkpoint_ns, lg_writes.c.checkpoint_id, func.count())
+            .where(
+                lg_writes.c.session_id == thread_id,
+                lg_writes.c.checkpoint_ns.in_({row.checkpoint_ns for row in found}),
+                lg_writes.c.checkpoint_id.in_([row.checkpoint_id for row in found]),
+            )
+            .group_by(lg_writes.c.checkpoint_ns, lg_writes.c.checkpoint_id)
+        )
+        writes = {(ns, checkpoint_id): number for ns, checkpoint_id, number in counted}
+    listed = []
+    for row in found:
+        metadata = orjson.loads(row.metadata)
+        listed.append({
+            "checkpoint_id": row.checkpoint_id, "checkpoint_ns": row.checkpoint_ns,
+            "parent_checkpoint_id": row.parent_checkpoint_id, "step": metadata.get("step"),
+            "source": metadata.get("source"), "created_at": row.created_at,
+            "pending_writes": writes.get((row.checkpoint_ns, row.checkpoint_id), 0),
+        })  # fmt: skip
+    return listed
