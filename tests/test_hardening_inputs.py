@@ -431,6 +431,7 @@ async def test_a_write_over_max_allowed_packet_is_refused_before_it_is_sent(
     # One byte a character in UTF-8, two once escaped: the escaped size is what is sent.
     big = "'" * (limit // 2 + 1000)
     session = await store.create_session("/big", workspace_id=workspace)
+    checkpoint = await store.save_checkpoint(session_id=session.id, step=0, source="loop", node_results={})
     before = await everything(store, session.id, workspace)
     writes = {
         "add_message": lambda: store.add_message(session.id, role="tool", content=big),
@@ -439,6 +440,7 @@ async def test_a_write_over_max_allowed_packet_is_refused_before_it_is_sent(
         ),
         "create_session": lambda: store.create_session("/big", workspace_id=workspace, metadata={"big": big}),
         "update_session": lambda: store.update_session(session.id, title=big),
+        "fork": lambda: store.fork(checkpoint.id, title=big),
     }
     for name, write in writes.items():
         with pytest.raises(PayloadTooLargeError, match="max_allowed_packet") as caught:

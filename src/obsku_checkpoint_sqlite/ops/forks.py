@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 from ..db import queries
-from ..db.values import new_id, now_ms, reject_unstorable_text
+from ..db.values import check_statement_size, new_id, now_ms, reject_unstorable_text
 from ..dto import Session
 from ..errors import CheckpointNotFoundError
 from ..runtime.fastpath import execute
@@ -38,17 +38,15 @@ def fork(conn: Connection, checkpoint_id: str, title: str | None) -> Session:
     (_, directory, _, _, source_title, workspace_id, metadata, _, _) = source
     now = now_ms()
     new_session_id = new_id()
-    execute(
-        conn,
-        queries.INSERT_SESSION,
-        {
-            "id": new_session_id, "directory": directory, "workspace_id": workspace_id,
-            "title": title if title is not None else f"Fork of {source_title or checkpoint_id}",
-            # The stored JSON is copied as text: nothing is decoded and re-encoded.
-            "metadata": metadata, "created_at": now, "updated_at": now,
-            "forked_from_session_id": source_session_id, "forked_from_checkpoint_id": checkpoint_id,
-        },
-    )  # fmt: skip
+    session_row = {
+        "id": new_session_id, "directory": directory, "workspace_id": workspace_id,
+        "title": title if title is not None else f"Fork of {source_title or checkpoint_id}",
+        # The stored JSON is copied as text: nothing is decoded and re-encoded.
+        "metadata": metadata, "created_at": now, "updated_at": now,
+        "forked_from_session_id": source_session_id, "forked_from_checkpoint_id": checkpoint_id,
+    }  # fmt: skip
+    check_statement_size(conn, session_row)  # the title is the caller's, of any length
+    execute(conn, queries.INSERT_SESSION, session_row)
     by_watermark = last_message_id is not None
     execute(
         conn,
