@@ -290,3 +290,36 @@ def test_copy_to_carries_a_thread_whole(backend: str, tmp_path: Path) -> None:
             result = interrupt_graph(saver).invoke(Command(resume="42"), config)
             assert saver.get_tuple(config) is not None
         assert result["log"] == ["ask", "finish:42"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite-file", "postgresql", "mariadb"])
+def test_export_and_import_carry_a_thread_whole(backend: str, tmp_path: Path) -> None:
+    source = str(tmp_path / "source.db")
+    config, thread_id = interrupted_thread(source)
+    exported = tmp_path / "threads.jsonl"
+    with sync.SqlAlchemyCheckpointStore(source) as store:
+        store.export_sessions(exported)
+    lines = exported.read_bytes().splitlines()
+    assert json.loads(lines[0])["version"] == 2
+    assert json.loads(lines[-1])["counts"]["langgraph_checkpoints"] == 2
+    with fresh_database(backend, tmp_path) as target:
+        with sync.SqlAlchemyCheckpointStore(target) as store:
+            store.import_sessions(exported)
+            store.import_sessions(exported, new_ids=True)
+            copies = [session for session in store.list_sessions() if session.id != thread_id]
+        with ObskuSaver.from_conn_string(target) as saver:
+            result = interrupt_graph(saver).invoke(Command(resume="42"), config)
+            assert result["log"] == ["ask", "finish:42"]
+            (copy,) = copies
+            again = interrupt_graph(saver).invoke(Command(resume="7"), {"configurable": {"thread_id": copy.id}})
+            assert again["log"] == ["ask", "finish:7"]
+
+
+def test_an_export_without_threads_stays_at_version_1(tmp_path: Path) -> None:
+    exported = tmp_path / "plain.jsonl"
+    with sync.SqlAlchemyCheckpointStore(str(tmp_path / "plain.db")) as store:
+        store.create_session("/work")
+        store.export_sessions(exported)
+    lines = exported.read_bytes().splitlines()
+    assert json.loads(lines[0])["version"] == 1
+    assert json.loads(lines[-1])["counts"] == {"sessions": 1, "messages": 0, "checkpoints": 0}

@@ -8,6 +8,9 @@ The export format, version 1, one JSON object per line:
   checkpoints ``{"type": "checkpoint", "row": {...}}`` oldest first;
 - last, ``{"type": "end", "counts": {"sessions": S, "messages": M, "checkpoints": C}}``.
 
+Version 2 adds LangGraph threads' rows to their sessions (``ops.thread_transfer``); an
+export holding none is written as version 1.
+
 A row holds every column of its table with the stored value as is (payload columns
 stay the JSON text the database holds), so an import writes back exactly what was
 read, on any dialect. The end record makes a file cut at a line boundary detectable.
@@ -26,11 +29,13 @@ from sqlalchemy import Connection, func, select, text
 from ..db.queries import checkpoints, messages, sessions
 from ..db.values import now_ms
 from ..dto import TransferReport
+from . import thread_transfer
 from .files import ExportFile
 from .jobs import Progress
 
 FORMAT = "obsku-checkpoint-export"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""The newest format version this package writes and reads."""
 BATCH_SIZE = 1000
 
 OnConflict = Literal["fail", "skip"]
@@ -57,12 +62,16 @@ def export_sessions(
         selection = selection.where(sessions.c.id.in_(session_ids))
     total = conn.execute(select(func.count()).select_from(selection.subquery())).scalar_one()
     counts = {"sessions": 0, "messages": 0, "checkpoints": 0}
+    with_threads = thread_transfer.count_in(conn, selection) > 0
+    if with_threads:
+        counts.update(dict.fromkeys(thread_transfer.COUNT_KEYS.values(), 0))
     streaming = conn.execution_options(yield_per=BATCH_SIZE)
     from ..db import migrate  # Alembic loads only when a transfer runs, not on every import.
 
     with target.attempt() as out:
         header = {
-            "format": FORMAT, "version": FORMAT_VERSION, "schema_revision": migrate.head_revision(),
+            "format": FORMAT, "version": FORMAT_VERSION if with_threads else 1,
+            "schema_revision": migrate.head_revision(),
             "dialect": conn.dialect.name, "exported_at": now_ms(),
         }  # fmt: skip
         out.write(orjson.dumps(header) + b"\n")
@@ -88,12 +97,16 @@ def export_sessions(
                 ):
                     out.write(_record("checkpoint", row._mapping))
                     counts["checkpoints"] += 1
+                if with_threads:
+                    for kind, record in thread_transfer.records(streaming, session.id):
+                        out.write(record)
+                        counts[thread_transfer.COUNT_KEYS[kind]] += 1
                 counts["sessions"] += 1
                 if progress is not None:
                     progress(counts["sessions"], total)
             after = batch[-1].id
         out.write(orjson.dumps({"type": "end", "counts": counts}) + b"\n")
-    return TransferReport(**counts)
+    return TransferReport(sessions=counts["sessions"], messages=counts["messages"], checkpoints=counts["checkpoints"])
 
 
 def read_one_snapshot(conn: Connection) -> None:
