@@ -19,7 +19,7 @@ from langgraph.types import Command
 from sqlalchemy import create_engine, func, inspect, select, text
 from typer.testing import CliRunner
 
-from obsku_checkpoint_sqlite import ImportConflictError, SessionNotFoundError, sync
+from obsku_checkpoint_sqlite import ImportConflictError, PayloadTooLargeError, SessionNotFoundError, sync
 from obsku_checkpoint_sqlite.cli import app
 from obsku_checkpoint_sqlite.db import thread_queries
 from obsku_checkpoint_sqlite.db.migrate import current_revision, head_revision, schema_drift, upgrade
@@ -323,3 +323,14 @@ def test_an_export_without_threads_stays_at_version_1(tmp_path: Path) -> None:
     lines = exported.read_bytes().splitlines()
     assert json.loads(lines[0])["version"] == 1
     assert json.loads(lines[-1])["counts"] == {"sessions": 1, "messages": 0, "checkpoints": 0}
+
+
+def test_a_checkpoint_larger_than_mariadb_takes_is_refused_before_it_is_sent(tmp_path: Path) -> None:
+    with fresh_database("mariadb", tmp_path) as url, ObskuSaver.from_conn_string(url) as saver:
+        checkpoint = empty_checkpoint()
+        checkpoint["channel_values"] = {"big": "x" * (20 * 1024 * 1024)}
+        config: Any = {"configurable": {"thread_id": f"t-{uuid.uuid4()}", "checkpoint_ns": ""}}
+        with pytest.raises(PayloadTooLargeError, match="max_allowed_packet"):
+            saver.put(config, checkpoint, {}, {})
+        assert saver.get_tuple(config) is None
+        put(saver, config["configurable"]["thread_id"])  # the connection was not lost

@@ -22,7 +22,7 @@ from .. import jsonplus
 from ..db import thread_queries as q
 from ..db.models import ID_LENGTH, NAME_LENGTH
 from ..db.thread_queries import lg_checkpoints
-from ..db.values import now_ms, reject_unstorable_text
+from ..db.values import check_statement_size, now_ms, reject_unstorable_text
 from ..runtime.fastpath import execute
 
 THREAD_DIRECTORY = "langgraph"
@@ -128,6 +128,7 @@ def schema_ready(conn: Connection) -> None:
 def put_checkpoint(conn: Connection, row: dict[str, Any], workspace_id: str | None) -> None:
     """Save a checkpoint (again, if its id exists) and mark its thread as updated."""
     check_keys(conn, {"thread_id": row["session_id"], "checkpoint_ns": row["checkpoint_ns"]})
+    check_statement_size(conn, row, where=f"checkpoint {row['checkpoint_id']!r}")
     now = row["created_at"]
     if execute(conn, q.TOUCH_THREAD, {"thread_id": row["session_id"], "updated_at": now}).rowcount == 0:
         create_thread(conn, thread_row(row["session_id"], workspace_id, now))
@@ -139,6 +140,8 @@ def put_writes(conn: Connection, rows: list[dict[str, Any]], replace: bool, work
     """Save a task's writes: ``replace`` overwrites earlier ones under the same keys, else they stay."""
     first = rows[0]
     check_keys(conn, {"thread_id": first["session_id"], "checkpoint_ns": first["checkpoint_ns"]})
+    for row in rows:
+        check_statement_size(conn, row, where=f"write {row['channel']!r} of task {row['task_id']!r}")
     if execute(conn, q.THREAD_EXISTS, {"session_id": first["session_id"]}).first() is None:
         create_thread(conn, thread_row(first["session_id"], workspace_id, now_ms()))
     if replace:
