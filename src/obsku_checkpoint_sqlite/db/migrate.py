@@ -161,8 +161,14 @@ def is_known_revision(revision: str) -> bool:
 
 
 def _adopt_or_create(conn: Connection, target: str = "head") -> None:
-    present = set(inspect(conn).get_table_names()) & set(ORIGINAL_COLUMNS)
-    if not present:
+    inspector = inspect(conn)
+    present = set(inspector.get_table_names()) & set(ORIGINAL_COLUMNS)
+    if not present or inspector.has_table(VERSION_TABLE):
+        # An empty database, or this package's first build cut short where every DDL
+        # statement commits on its own (MariaDB): Alembic made the version table first
+        # and had not yet recorded the first revision. Each revision looks at what exists
+        # before each step, so running them again completes the schema.
+        _check_original_columns(conn, present)
         command.upgrade(alembic_config(conn), target)
         return
     if present != set(ORIGINAL_COLUMNS):
@@ -171,15 +177,17 @@ def _adopt_or_create(conn: Connection, target: str = "head") -> None:
             f"The database has some of this package's tables but not {missing}, and no "
             f"{VERSION_TABLE} table: it is not a checkpoint store. Use an empty database."
         )
-    _check_original_columns(conn)
+    _check_original_columns(conn, present)
     command.stamp(alembic_config(conn), FIRST_REVISION)
     command.upgrade(alembic_config(conn), target)
 
 
-def _check_original_columns(conn: Connection) -> None:
+def _check_original_columns(conn: Connection, tables: set[str]) -> None:
     inspector = inspect(conn)
     problems: list[str] = []
     for table, expected in ORIGINAL_COLUMNS.items():
+        if table not in tables:
+            continue
         columns = {column["name"]: column for column in inspector.get_columns(table)}
         primary_key = set(inspector.get_pk_constraint(table)["constrained_columns"])
         for name, nullable in expected.items():

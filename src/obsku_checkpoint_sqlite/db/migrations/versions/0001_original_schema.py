@@ -7,11 +7,16 @@ Create Date: 2026-11-27
 Exactly the tables, columns and indexes of @obsku/checkpoint-sqlite, so a file
 written by either package opens in the other. A database made by the original
 package is stamped at this revision instead of running it.
+
+MariaDB commits each DDL statement on its own, so an upgrade cut short there leaves
+part of this revision applied and none of it recorded. Every step therefore looks
+first at what exists, and running the revision again completes it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -27,7 +32,29 @@ ID = Key(128)
 NAME = Key(255)
 
 
+def _tables() -> set[str]:
+    return set(sa.inspect(op.get_bind()).get_table_names())
+
+
+def _create_index(name: str, table: str, columns: Sequence[Any], **options: Any) -> None:
+    if name not in {index["name"] for index in sa.inspect(op.get_bind()).get_indexes(table)}:
+        op.create_index(name, table, columns, **options)
+
+
 def upgrade() -> None:
+    if "sessions" not in _tables():
+        _create_sessions()
+    _create_index("idx_sessions_workspace", "sessions", ["workspace_id", sa.desc(sa.column("updated_at"))])
+    if "messages" not in _tables():
+        _create_messages()
+    _create_index("idx_messages_session", "messages", ["session_id", "created_at"])
+    if "checkpoints" not in _tables():
+        _create_checkpoints()
+    _create_index("idx_checkpoints_session", "checkpoints", ["session_id", "namespace", "step"])
+    _create_index("idx_checkpoints_version", "checkpoints", ["session_id", "namespace", "version"], unique=True)
+
+
+def _create_sessions() -> None:
     op.create_table(
         "sessions",
         sa.Column("id", ID, nullable=False),
@@ -39,8 +66,9 @@ def upgrade() -> None:
         sa.Column("metadata", Payload(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sessions")),
     )
-    op.create_index("idx_sessions_workspace", "sessions", ["workspace_id", sa.desc(sa.column("updated_at"))])
 
+
+def _create_messages() -> None:
     op.create_table(
         "messages",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
@@ -58,8 +86,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
         sqlite_autoincrement=True,
     )
-    op.create_index("idx_messages_session", "messages", ["session_id", "created_at"])
 
+
+def _create_checkpoints() -> None:
     op.create_table(
         "checkpoints",
         sa.Column("id", ID, nullable=False),
@@ -79,11 +108,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_checkpoints")),
     )
-    op.create_index("idx_checkpoints_session", "checkpoints", ["session_id", "namespace", "step"])
-    op.create_index("idx_checkpoints_version", "checkpoints", ["session_id", "namespace", "version"], unique=True)
 
 
 def downgrade() -> None:
-    op.drop_table("checkpoints")
-    op.drop_table("messages")
-    op.drop_table("sessions")
+    for table in ("checkpoints", "messages", "sessions"):
+        if table in _tables():
+            op.drop_table(table)

@@ -10,11 +10,16 @@ Adds only nullable columns and indexes, which the original package ignores:
   it fall back to the original's created_at rule);
 - sessions.forked_from_session_id / forked_from_checkpoint_id: a fork's lineage;
 - indexes that serve "latest first" orders and keyset pages without a sort.
+
+MariaDB commits each DDL statement on its own, so an upgrade cut short there leaves
+part of this revision applied and ``alembic_version`` still at 0001. Every step
+therefore looks first at what exists, and running the revision again completes it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -27,6 +32,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 ID = Key(128)
+MESSAGE_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 NEW_INDEXES = [
     ("idx_sessions_workspace_page", "sessions", ["workspace_id", "updated_at", "id"]),
@@ -38,21 +44,42 @@ NEW_INDEXES = [
 ]
 
 
+def _new_columns() -> list[tuple[str, sa.Column[Any]]]:
+    return [
+        ("sessions", sa.Column("forked_from_session_id", ID, nullable=True)),
+        ("sessions", sa.Column("forked_from_checkpoint_id", ID, nullable=True)),
+        ("checkpoints", sa.Column("last_message_id", MESSAGE_ID, nullable=True)),
+    ]
+
+
+def _columns(table: str) -> set[str]:
+    return {column["name"] for column in sa.inspect(op.get_bind()).get_columns(table)}
+
+
+def _indexes(table: str) -> set[str | None]:
+    return {index["name"] for index in sa.inspect(op.get_bind()).get_indexes(table)}
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("sessions") as batch:
-        batch.add_column(sa.Column("forked_from_session_id", ID, nullable=True))
-        batch.add_column(sa.Column("forked_from_checkpoint_id", ID, nullable=True))
-    with op.batch_alter_table("checkpoints") as batch:
-        batch.add_column(sa.Column("last_message_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True))
+    for table, column in _new_columns():
+        if column.name not in _columns(table):
+            with op.batch_alter_table(table) as batch:
+                batch.add_column(column)
     for name, table, columns in NEW_INDEXES:
-        op.create_index(name, table, columns)
+        if name not in _indexes(table):
+            op.create_index(name, table, columns)
 
 
 def downgrade() -> None:
-    for name, table, _columns in reversed(NEW_INDEXES):
-        op.drop_index(name, table_name=table)
-    with op.batch_alter_table("checkpoints") as batch:
-        batch.drop_column("last_message_id")
-    with op.batch_alter_table("sessions") as batch:
-        batch.drop_column("forked_from_checkpoint_id")
-        batch.drop_column("forked_from_session_id")
+    for name, table, _columns_of_index in reversed(NEW_INDEXES):
+        if name in _indexes(table):
+            op.drop_index(name, table_name=table)
+    for table in ("checkpoints", "sessions"):
+        # One batch per table: on SQLite each batch that drops a column copies the table.
+        present = _columns(table)
+        doomed = [column.name for owner, column in reversed(_new_columns()) if owner == table]
+        doomed = [name for name in doomed if name in present]
+        if doomed:
+            with op.batch_alter_table(table) as batch:
+                for name in doomed:
+                    batch.drop_column(name)
