@@ -346,7 +346,10 @@ class AsyncObskuSaver(_StoreSaver):
         conn: a database URL or SQLite path (as for ``ObskuSaver``), an ``AsyncEngine``
             you built (and dispose of), or an ``obsku_checkpoint_sqlite.SqlAlchemyCheckpointStore``
             (closed by you, not by the saver).
-        serde, workspace_id, lock_timeout, **options: as for ``ObskuSaver``.
+        serde: LangGraph's serializer for checkpoints and writes (``JsonPlusSerializer()``).
+        workspace_id: the workspace of the sessions the saver makes for new threads.
+        lock_timeout: as the store's: how long an operation waits for another writer.
+        **options: passed to SQLAlchemy's ``create_async_engine`` when given a URL.
 
     On SQLite, short operations run on the event loop when the database is free and in a
     worker thread otherwise, as the store's do. Blocking methods (``graph.get_state``...)
