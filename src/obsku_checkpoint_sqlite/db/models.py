@@ -8,7 +8,7 @@ Models hold no logic: conversion to DTOs happens in ``db.rows``.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, MetaData
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, MetaData, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from .types import Blob, Key, Payload, millis
@@ -136,7 +136,13 @@ class LangGraphCheckpointRecord(Base):
         # The primary key serves a namespace's latest and its pages; this one serves a
         # thread's pages across namespaces, newest id first, without a sort.
         Index("idx_langgraph_checkpoints_thread", "session_id", "checkpoint_id", "checkpoint_ns"),
-        Index("idx_langgraph_checkpoints_run", "run_id"),
+        # Plain LangGraph saves no run_id: where the dialect can, only the rows with one are indexed.
+        Index(
+            "idx_langgraph_checkpoints_run",
+            "run_id",
+            sqlite_where=text("run_id IS NOT NULL"),
+            postgresql_where=text("run_id IS NOT NULL"),
+        ),
     )
 
 

@@ -57,11 +57,17 @@ THREAD_COLUMNS = (
     "forked_from_session_id", "forked_from_checkpoint_id",
 )  # fmt: skip
 INSERT_THREAD = insert(sessions).values({name: _param(sessions, name) for name in THREAD_COLUMNS})
+# A thread's updated_at moves at most once a second: each move rewrites the session's
+# row and its three indexes on updated_at, more than the checkpoint itself writes.
 TOUCH_THREAD = (
     update(sessions)
-    .where(sessions.c.id == bindparam("thread_id", type_=sessions.c.id.type))
+    .where(
+        sessions.c.id == bindparam("thread_id", type_=sessions.c.id.type),
+        sessions.c.updated_at < bindparam("touched_before", type_=sessions.c.updated_at.type),
+    )
     .values(updated_at=_param(sessions, "updated_at"))
 )
+TOUCH_EVERY_MS = 1000
 THREAD_EXISTS = select(sessions.c.id).where(sessions.c.id == bindparam("session_id"))
 LOCK_THREAD = THREAD_EXISTS.with_for_update()
 

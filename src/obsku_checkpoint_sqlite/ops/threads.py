@@ -130,7 +130,11 @@ def put_checkpoint(conn: Connection, row: dict[str, Any], workspace_id: str | No
     check_keys(conn, {"thread_id": row["session_id"], "checkpoint_ns": row["checkpoint_ns"]})
     check_statement_size(conn, row, where=f"checkpoint {row['checkpoint_id']!r}")
     now = row["created_at"]
-    if execute(conn, q.TOUCH_THREAD, {"thread_id": row["session_id"], "updated_at": now}).rowcount == 0:
+    touch = {"thread_id": row["session_id"], "updated_at": now, "touched_before": now - q.TOUCH_EVERY_MS}
+    if (
+        execute(conn, q.TOUCH_THREAD, touch).rowcount == 0
+        and execute(conn, q.THREAD_EXISTS, {"session_id": row["session_id"]}).first() is None
+    ):
         create_thread(conn, thread_row(row["session_id"], workspace_id, now))
     if execute(conn, q.PUT_NEW_CHECKPOINT, row).rowcount == 0:
         execute(conn, q.RESAVE_CHECKPOINT, q.key_params(row, q.CHECKPOINT_KEY))

@@ -15,6 +15,7 @@ first at what exists, and running the revision again completes it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -31,9 +32,14 @@ NAME = Key(255)
 
 CHECKPOINTS = "langgraph_checkpoints"
 WRITES = "langgraph_writes"
-INDEXES = [
-    ("idx_langgraph_checkpoints_thread", CHECKPOINTS, ["session_id", "checkpoint_id", "checkpoint_ns"]),
-    ("idx_langgraph_checkpoints_run", CHECKPOINTS, ["run_id"]),
+# Plain LangGraph saves no run_id: where the dialect can, only the rows with one are indexed.
+WITH_RUN_ID: dict[str, Any] = {
+    "sqlite_where": sa.text("run_id IS NOT NULL"),
+    "postgresql_where": sa.text("run_id IS NOT NULL"),
+}
+INDEXES: list[tuple[str, str, list[str], dict[str, Any]]] = [
+    ("idx_langgraph_checkpoints_thread", CHECKPOINTS, ["session_id", "checkpoint_id", "checkpoint_ns"], {}),
+    ("idx_langgraph_checkpoints_run", CHECKPOINTS, ["run_id"], WITH_RUN_ID),
 ]
 
 
@@ -85,9 +91,9 @@ def upgrade() -> None:
             ),
         )  # fmt: skip
     present = _indexes(CHECKPOINTS)
-    for name, table, columns in INDEXES:
+    for name, table, columns, options in INDEXES:
         if name not in present:
-            op.create_index(name, table, columns)
+            op.create_index(name, table, columns, **options)
 
 
 def downgrade() -> None:
