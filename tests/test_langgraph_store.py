@@ -334,3 +334,59 @@ def test_a_checkpoint_larger_than_mariadb_takes_is_refused_before_it_is_sent(tmp
             saver.put(config, checkpoint, {}, {})
         assert saver.get_tuple(config) is None
         put(saver, config["configurable"]["thread_id"])  # the connection was not lost
+
+
+def test_a_thread_moves_its_updated_at_at_most_once_a_second(
+    store: sync.SqlAlchemyCheckpointStore, saver: ObskuSaver
+) -> None:
+    thread_id = f"t-{uuid.uuid4()}"
+    first = put(saver, thread_id)
+    created = store.get_session(thread_id)
+    assert created is not None
+    put(saver, thread_id, parent=first)
+    assert store.get_session(thread_id) == created  # within the second: the row is not rewritten
+    with store._runner.engine.begin() as conn:
+        conn.execute(text("UPDATE sessions SET updated_at = 0 WHERE id = :id"), {"id": thread_id})
+    put(saver, thread_id, parent=first)
+    moved = store.get_session(thread_id)
+    assert moved is not None
+    assert moved.updated_at >= created.updated_at
+
+
+def test_postgresql_reads_a_thread_by_index_however_long(tmp_path: Path) -> None:
+    with fresh_database("postgresql", tmp_path) as url:
+        engine = create_sync_engine(url)
+        store = sync.SqlAlchemyCheckpointStore(url)
+        store.get_session("none")
+        store.close()
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO sessions (id, directory, created_at, updated_at) "
+                "SELECT 't' || t, 'langgraph', 0, 0 FROM generate_series(1, 20) AS t"
+            ))  # fmt: skip
+            conn.execute(text(
+                "INSERT INTO langgraph_checkpoints (session_id, checkpoint_ns, checkpoint_id, type, checkpoint, "
+                "metadata, created_at) SELECT 't' || t, CASE WHEN n % 4 = 0 THEN 'child:1' ELSE '' END, "
+                "lpad(n::text, 8, '0'), 'msgpack', '\\x00'::bytea, '{}', n "
+                "FROM generate_series(1, 20) AS t, generate_series(1, 2000) AS n"
+            ))  # fmt: skip
+            conn.execute(text(
+                "INSERT INTO langgraph_writes (session_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, "
+                "value, task_path) SELECT session_id, checkpoint_ns, checkpoint_id, 'task', 0, 'x', 'msgpack', "
+                "'\\x00'::bytea, '' FROM langgraph_checkpoints"
+            ))  # fmt: skip
+            conn.execute(text("ANALYZE langgraph_checkpoints"))
+            conn.execute(text("ANALYZE langgraph_writes"))
+            for name, statement in [
+                ("latest", thread_queries.LATEST_WITH_WRITES),
+                ("first page, any namespace", thread_queries.PAGES[False, None, False]),
+                ("next page, any namespace", thread_queries.PAGES[False, "after", False]),
+                ("next page in a namespace", thread_queries.PAGES[True, "after", False]),
+            ]:
+                compiled = statement.compile(dialect=engine.dialect)
+                values = {"session_id": "t7", "checkpoint_ns": "", "limit": 10, "before": "00001000", "before_ns": ""}
+                params = compiled.construct_params(values, _check=False)
+                plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + compiled.string, params))
+                assert "Seq Scan" not in plan, (name, plan)
+                assert "Sort" not in plan, (name, plan)
+        engine.dispose()
