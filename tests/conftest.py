@@ -23,6 +23,7 @@ from sqlalchemy.engine import URL
 
 from obsku_checkpoint_sqlite import SqlAlchemyCheckpointStore, sync
 from obsku_checkpoint_sqlite.runtime.urls import normalize_url
+from tests import _pgbouncer
 
 SERVER_URLS = {
     "postgresql": os.environ.get("OBSKU_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
@@ -30,7 +31,8 @@ SERVER_URLS = {
 }
 SERVER_VARIABLES = {"postgresql": "OBSKU_TEST_POSTGRES_URL", "mariadb": "OBSKU_TEST_MYSQL_URL"}
 
-BACKENDS = ["sqlite-memory", "sqlite-file", "postgresql", "mariadb"]
+# postgresql-pgbouncer: the same PostgreSQL behind a PgBouncer in transaction pooling mode.
+BACKENDS = ["sqlite-memory", "sqlite-file", "postgresql", "postgresql-pgbouncer", "mariadb"]
 DATABASE_BACKENDS = ["sqlite", "postgresql", "mariadb"]
 FACES = ["async", "sync"]
 
@@ -67,7 +69,25 @@ def database_url(backend: str, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'checkpoints.db'}"
     if backend == "sqlite-memory":
         return "sqlite://"
+    if backend == "postgresql-pgbouncer":
+        return through_pgbouncer(require_server("postgresql"))
     return require_server(backend)
+
+
+def through_pgbouncer(postgres_url: str) -> str:
+    """``postgres_url`` through the test PgBouncer, with the URL option it needs."""
+    if _pgbouncer.executable() is None:
+        message = "pgbouncer is not installed (apt-get install pgbouncer)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI is set, so a missing PgBouncer is a failure")
+        pytest.skip(message)
+    host, port = _pgbouncer.start(SERVER_URLS["postgresql"]).split(":")
+    url = make_url(postgres_url).set(host=host, port=int(port))
+    return url.update_query_dict({"prepare_threshold": "none"}).render_as_string(hide_password=False)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _pgbouncer.stop()
 
 
 class SyncAsAsync:
@@ -175,13 +195,17 @@ def scratch_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'scratch.db'}"
         return
+    pooled = backend == "postgresql-pgbouncer"
+    if pooled:
+        backend = "postgresql"
     server = make_url(require_server(backend))
     name = f"obsku_scratch_{uuid.uuid4().hex[:12]}"
     admin = create_engine(normalize_url(server, for_async=False), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {name}"))
     try:
-        yield server.set(database=name).render_as_string(hide_password=False)
+        scratch = server.set(database=name).render_as_string(hide_password=False)
+        yield through_pgbouncer(scratch) if pooled else scratch
     finally:
         with admin.connect() as conn:
             if backend == "postgresql":

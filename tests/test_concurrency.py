@@ -19,6 +19,7 @@ from obsku_checkpoint_sqlite import sync
 from obsku_checkpoint_sqlite.runtime.urls import normalize_url
 from tests._processes import Acks, spawn, start_writers
 from tests._writer import Options
+from tests.conftest import DATABASE_BACKENDS
 
 WRITERS = 4
 ROUNDS = 40  # per writer: 40 messages and 20 checkpoints, round-robin over the 4 sessions
@@ -58,6 +59,7 @@ def run_writers(url: str, tmp_path: Path, rounds: int) -> tuple[list[Acks], list
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("scratch_url", [*DATABASE_BACKENDS, "postgresql-pgbouncer"], indirect=True)
 def test_processes_share_a_new_database_without_errors_or_lost_writes(scratch_url: str, tmp_path: Path) -> None:
     acks, sessions = run_writers(scratch_url, tmp_path, ROUNDS)
 

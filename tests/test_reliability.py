@@ -688,30 +688,12 @@ async def test_a_killed_server_connection_is_replaced_on_the_next_call(
     session = await store.create_session("/k")
     for round_ in range(3):
         assert kill_connections(scratch_url) >= 1, "the store keeps a pooled connection to kill"
-        # Reads and writes alike: pre-ping finds the dead connection before the call uses it.
+        # Reads and writes alike: the checkout finds the dead connection before the call uses it.
         await store.add_message(session.id, role="user", content=f"after kill {round_}")
         assert kill_connections(scratch_url) >= 1
         assert [m.content for m in await store.get_messages(session.id)] == [
             f"after kill {i}" for i in range(round_ + 1)
         ]
-
-
-@pytest.mark.parametrize("scratch_url", ["postgresql", "mariadb"], indirect=True)
-async def test_without_pre_ping_a_lost_connection_is_retried_for_reads_and_reported_for_writes(
-    open_store: StoreFactory, scratch_url: str
-) -> None:
-    store = open_store(scratch_url, pool_pre_ping=False)
-    session = await store.create_session("/k")
-    kill_connections(scratch_url)
-    # A read is safe to run again: it is retried once, on a new connection.
-    assert await store.get_session(session.id) == session
-    kill_connections(scratch_url)
-    # A write is not: its commit might have happened. The caller gets a clear error...
-    with pytest.raises(DatabaseUnavailableError, match="Lost the connection"):
-        await store.add_message(session.id, role="user", content="maybe")
-    # ...and the next call works.
-    await store.add_message(session.id, role="user", content="surely")
-    assert [m.content for m in await store.get_messages(session.id)] == ["surely"]
 
 
 async def test_an_unreachable_server_is_a_clear_error(open_store: StoreFactory, face: str) -> None:

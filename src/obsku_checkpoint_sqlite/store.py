@@ -126,7 +126,7 @@ class SqlAlchemyCheckpointStore:
     async def get_session(self, session_id: str) -> Session | None:
         """The session with this id, or None."""
         check_text("session_id", session_id, max_length=ID_LENGTH)
-        return await self._runner.run(sessions.get_session, session_id, write=False, bounded=True)
+        return await self._runner.run(sessions.get_session, session_id, write=False, snapshot=False, bounded=True)
 
     async def list_sessions(
         self,
@@ -161,7 +161,7 @@ class SqlAlchemyCheckpointStore:
         # A search matches substrings, which no index serves: it reads every session.
         bounded = search is None and is_short_page(limit)
         return await self._runner.run(
-            sessions.list_sessions, workspace_id, limit, cursor, search, write=False, bounded=bounded
+            sessions.list_sessions, workspace_id, limit, cursor, search, write=False, snapshot=False, bounded=bounded
         )
 
     async def update_session(
@@ -235,7 +235,9 @@ class SqlAlchemyCheckpointStore:
         check_count("limit", limit)
         # Newest first by id: a ``before`` far back may pass over many newer messages.
         bounded = before is None and is_short_page(limit)
-        return await self._runner.run(messages.get_messages, session_id, before, limit, write=False, bounded=bounded)
+        return await self._runner.run(
+            messages.get_messages, session_id, before, limit, write=False, snapshot=False, bounded=bounded
+        )
 
     # --- checkpoints --------------------------------------------------------------------
 
@@ -280,7 +282,9 @@ class SqlAlchemyCheckpointStore:
                 of the wrong shape raises it when ``node_results`` is first used.
         """
         check_text("checkpoint_id", checkpoint_id, max_length=ID_LENGTH)
-        return await self._runner.run(checkpoints.get_checkpoint, checkpoint_id, write=False, bounded=True)
+        return await self._runner.run(
+            checkpoints.get_checkpoint, checkpoint_id, write=False, snapshot=False, bounded=True
+        )
 
     async def get_latest_checkpoint(self, session_id: str, namespace: str | None = None) -> Checkpoint | None:
         """The checkpoint with the highest step (ties: newest, then highest version), in
@@ -293,7 +297,7 @@ class SqlAlchemyCheckpointStore:
         check_text("session_id", session_id, max_length=ID_LENGTH)
         check_text("namespace", namespace, optional=True, max_length=NAME_LENGTH)
         return await self._runner.run(
-            checkpoints.get_latest_checkpoint, session_id, namespace, write=False, bounded=True
+            checkpoints.get_latest_checkpoint, session_id, namespace, write=False, snapshot=False, bounded=True
         )
 
     async def list_checkpoints(
@@ -312,7 +316,9 @@ class SqlAlchemyCheckpointStore:
         check_count("limit", limit)
         # Not bounded, even with a small limit: checkpoints can be large, and decoding a page
         # of them belongs off the event loop.
-        return await self._runner.run(checkpoints.list_checkpoints, session_id, namespace, limit, write=False)
+        return await self._runner.run(
+            checkpoints.list_checkpoints, session_id, namespace, limit, write=False, snapshot=False
+        )
 
     async def fork(self, checkpoint_id: str, *, title: str | None = None) -> Session:
         """Start a new session from a checkpoint.
@@ -357,7 +363,9 @@ class SqlAlchemyCheckpointStore:
         check_count("limit", limit)
         check_text("search", search, optional=True)
         check_text("cursor", cursor, optional=True)
-        return await self._runner.run(summaries.session_summaries, workspace_id, limit, cursor, search, write=False)
+        return await self._runner.run(
+            summaries.session_summaries, workspace_id, limit, cursor, search, write=False, snapshot=False
+        )
 
     async def continue_latest(self, workspace_id: str | None = None) -> SessionState | None:
         """The most recently updated session (in ``workspace_id``, if given) with all its

@@ -1,4 +1,4 @@
-"""The short path: every registered statement has a driver-ready form on SQLite's stdlib driver,
+"""The short path: every registered statement has a driver-ready form on sqlite3, psycopg and PyMySQL,
 built from public SQLAlchemy interfaces, and nothing unregistered is ever kept."""
 
 from __future__ import annotations
@@ -12,12 +12,24 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from obsku_checkpoint_sqlite.db import queries
 from obsku_checkpoint_sqlite.runtime import fastpath
 
+SHORT_PATH_DIALECTS = {
+    "pysqlite": sqlite.dialect(),
+    "psycopg": postgresql.psycopg.dialect(),
+    "pymysql": mysql.pymysql.dialect(),
+}
 
+
+@pytest.mark.parametrize("driver", sorted(SHORT_PATH_DIALECTS))
 @pytest.mark.parametrize("statement", sorted(queries.PREPARED, key=str), ids=lambda statement: str(statement)[:40])
-def test_every_registered_statement_has_a_short_form_on_pysqlite(statement: Any) -> None:
-    form = fastpath.ShortForm.of(statement, sqlite.dialect())
-    assert form is not None, f"needs SQLAlchemy at execution time: {statement}"
-    assert form.sql.count("?") == len(form.names)
+def test_every_registered_statement_has_a_short_form(statement: Any, driver: str) -> None:
+    dialect = SHORT_PATH_DIALECTS[driver]
+    form = fastpath.ShortForm.of(statement, dialect)
+    assert form is not None, f"needs SQLAlchemy at execution time on {driver}: {statement}"
+    marker = "?" if driver == "pysqlite" else "%s"
+    if driver == "psycopg":
+        assert all(f"%({name})s" in form.sql for name in form.names)
+    else:
+        assert form.sql.count(marker) == len(form.names)
 
 
 def test_the_hot_statements_are_registered() -> None:
@@ -38,8 +50,12 @@ def test_an_unregistered_statement_is_never_prepared() -> None:
     assert fastpath.short_form(queries.GET_SESSION, dialect) is not None
 
 
-@pytest.mark.parametrize("dialect", [postgresql.dialect(), mysql.dialect()], ids=["postgresql", "mysql"])
-def test_other_dialects_take_sqlalchemys_path(dialect: Any) -> None:
+@pytest.mark.parametrize(
+    "dialect",
+    [postgresql.asyncpg.dialect(), postgresql.psycopg.dialect_async(), mysql.aiomysql.dialect()],
+    ids=["asyncpg", "psycopg_async", "aiomysql"],
+)
+def test_other_drivers_take_sqlalchemys_path(dialect: Any) -> None:
     assert fastpath.ShortForm.of(queries.GET_SESSION, dialect) is None
 
 

@@ -83,6 +83,8 @@ MESSAGE_COLUMNS = (
     messages.c.tokens_out, messages.c.created_at,
 )  # fmt: skip
 INSERT_MESSAGE = _insert_all(messages, skip=("id",))
+# Where the driver has no lastrowid for it (PostgreSQL), the id comes back with the row.
+INSERT_MESSAGE_RETURNING = INSERT_MESSAGE.returning(messages.c.id)
 
 
 def _messages(*, before: bool, last: bool) -> Select[Any]:
@@ -102,14 +104,17 @@ LAST_MESSAGES = _messages(before=False, last=True)
 LAST_MESSAGES_BEFORE = _messages(before=True, last=True)
 
 
+_MESSAGE_LISTINGS = {
+    (False, False): ALL_MESSAGES,
+    (True, False): MESSAGES_BEFORE,
+    (False, True): LAST_MESSAGES,
+    (True, True): LAST_MESSAGES_BEFORE,
+}
+
+
 def messages_query(*, before: bool, last: bool) -> Select[Any]:
     """The prebuilt message listing: with a ``before`` bound, and the ``last`` N (newest first)."""
-    return {
-        (False, False): ALL_MESSAGES,
-        (True, False): MESSAGES_BEFORE,
-        (False, True): LAST_MESSAGES,
-        (True, True): LAST_MESSAGES_BEFORE,
-    }[before, last]
+    return _MESSAGE_LISTINGS[before, last]
 
 
 # --- checkpoints ------------------------------------------------------------------------
@@ -181,14 +186,17 @@ SESSION_CHECKPOINTS = _checkpoints(in_namespace=False, limited=False)
 SESSION_CHECKPOINTS_PAGE = _checkpoints(in_namespace=False, limited=True)
 
 
+_CHECKPOINT_LISTINGS = {
+    (True, False): NAMESPACE_CHECKPOINTS,
+    (True, True): NAMESPACE_CHECKPOINTS_PAGE,
+    (False, False): SESSION_CHECKPOINTS,
+    (False, True): SESSION_CHECKPOINTS_PAGE,
+}
+
+
 def checkpoints_query(*, in_namespace: bool, limited: bool) -> Select[Any]:
     """The prebuilt checkpoint listing, latest first: in one namespace or all, with a limit or not."""
-    return {
-        (True, False): NAMESPACE_CHECKPOINTS,
-        (True, True): NAMESPACE_CHECKPOINTS_PAGE,
-        (False, False): SESSION_CHECKPOINTS,
-        (False, True): SESSION_CHECKPOINTS_PAGE,
-    }[in_namespace, limited]
+    return _CHECKPOINT_LISTINGS[in_namespace, limited]
 
 
 # --- fork -------------------------------------------------------------------------------
@@ -243,7 +251,7 @@ COPY_CHECKPOINT = _copy_checkpoint()
 PREPARED: frozenset[Executable] = frozenset(
     {
         GET_SESSION, SESSION_EXISTS, LOCK_SESSION, SHARE_SESSION, INSERT_SESSION, TOUCH_SESSION,
-        INSERT_MESSAGE, ALL_MESSAGES, MESSAGES_BEFORE, LAST_MESSAGES, LAST_MESSAGES_BEFORE,
+        INSERT_MESSAGE, INSERT_MESSAGE_RETURNING, ALL_MESSAGES, MESSAGES_BEFORE, LAST_MESSAGES, LAST_MESSAGES_BEFORE,
         GET_CHECKPOINT, VERSION_EXISTS, VERSION_OF, INSERT_CHECKPOINT, INSERT_CHECKPOINT_RETURNING,
         NAMESPACE_CHECKPOINTS, NAMESPACE_CHECKPOINTS_PAGE, SESSION_CHECKPOINTS, SESSION_CHECKPOINTS_PAGE,
         FORK_SOURCE, COPY_MESSAGES_BY_ID, COPY_MESSAGES_BY_TIME, COPY_CHECKPOINT,

@@ -108,6 +108,13 @@ def checkpoints_from_rows(rows: Sequence[AnyRow]) -> list[Checkpoint]:
     return _validated_rows(_CHECKPOINT_LIST, data, rows, Checkpoint, "checkpoints", _CHECKPOINT_COLUMNS)
 
 
+def checkpoint_from_row(row: AnyRow) -> Checkpoint:
+    """``checkpoints_from_rows`` for one row."""
+    return _validated_rows(
+        _CHECKPOINT_LIST, [_checkpoint_data(row)], (row,), Checkpoint, "checkpoints", _CHECKPOINT_COLUMNS
+    )[0]
+
+
 def _checkpoint_data(row: AnyRow) -> dict[str, Any]:
     (checkpoint_id, session_id, namespace, parent_id, version, step, node_id, node_results,
      pending_nodes, cycle_state, source, created_at) = row  # fmt: skip

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from .. import jsonplus
 from ..db import queries
-from ..db.rows import checkpoints_from_rows
+from ..db.rows import checkpoint_from_row, checkpoints_from_rows
 from ..db.values import check_statement_size, encode_models, new_id, now_ms, reject_unstorable_text
 from ..dto import Checkpoint, NewCheckpoint, NodeResults
-from ..errors import CheckpointVersionConflictError
-from ..runtime.fastpath import execute
+from ..errors import CheckpointVersionConflictError, SessionNotFoundError
+from ..runtime.failures import is_foreign_key_violation, is_unique_violation
+from ..runtime.fastpath import execute, pipeline
 from .sessions import require_session
 
 
@@ -37,13 +39,31 @@ def save_checkpoint(conn: Connection, new: NewCheckpoint) -> Checkpoint:
     }
     reject_unstorable_text(conn, {"namespace": new.namespace, "node_id": new.node_id, "parent_id": new.parent_id})
     check_statement_size(conn, params)
-    require_session(conn, new.session_id, lock=True)
-    if new.version is not None and execute(conn, queries.VERSION_EXISTS, params).first() is not None:
-        raise CheckpointVersionConflictError(new.session_id, new.namespace, new.version)
-    if conn.dialect.insert_returning:
-        version = execute(conn, queries.INSERT_CHECKPOINT_RETURNING, params).scalar_one()
+    returning = conn.dialect.insert_returning
+    try:
+        # Sent together, with the commit, where the driver can: the results are read after.
+        with pipeline(conn) as pipelined:
+            locked = execute(conn, queries.LOCK_SESSION, {"session_id": new.session_id})
+            if not pipelined:
+                if locked.first() is None:
+                    raise SessionNotFoundError(new.session_id)
+                if new.version is not None and execute(conn, queries.VERSION_EXISTS, params).first() is not None:
+                    raise CheckpointVersionConflictError(new.session_id, new.namespace, new.version)
+            inserted = execute(
+                conn, queries.INSERT_CHECKPOINT_RETURNING if returning else queries.INSERT_CHECKPOINT, params
+            )
+    except IntegrityError as exc:
+        # Pipelined, the database's own constraints say what the checks above would have.
+        if is_foreign_key_violation(exc):
+            raise SessionNotFoundError(new.session_id) from None
+        if new.version is not None and is_unique_violation(exc):
+            raise CheckpointVersionConflictError(new.session_id, new.namespace, new.version) from None
+        raise
+    if pipelined and locked.first() is None:
+        raise SessionNotFoundError(new.session_id)
+    if returning:
+        version = inserted.scalar_one()
     else:
-        execute(conn, queries.INSERT_CHECKPOINT, params)
         version = execute(conn, queries.VERSION_OF, {"checkpoint_id": checkpoint_id}).scalar_one()
     return Checkpoint.model_validate({  # not model_construct: see messages.add_message
         "id": checkpoint_id, "session_id": new.session_id, "namespace": new.namespace,
@@ -55,14 +75,14 @@ def save_checkpoint(conn: Connection, new: NewCheckpoint) -> Checkpoint:
 
 def get_checkpoint(conn: Connection, checkpoint_id: str) -> Checkpoint | None:
     row = execute(conn, queries.GET_CHECKPOINT, {"checkpoint_id": checkpoint_id}).one_or_none()
-    return None if row is None else checkpoints_from_rows([row])[0]
+    return None if row is None else checkpoint_from_row(row)
 
 
 def get_latest_checkpoint(conn: Connection, session_id: str, namespace: str | None) -> Checkpoint | None:
     params = {"session_id": session_id, "namespace": namespace, "limit": 1}
     query = queries.checkpoints_query(in_namespace=namespace is not None, limited=True)
     row = execute(conn, query, params).first()
-    return None if row is None else checkpoints_from_rows([row])[0]
+    return None if row is None else checkpoint_from_row(row)
 
 
 def list_checkpoints(conn: Connection, session_id: str, namespace: str | None, limit: int | None) -> list[Checkpoint]:

@@ -16,16 +16,16 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import URL, Connection, Engine, make_url
+from sqlalchemy import URL, Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import StaticPool
 
 from ..ops.jobs import Job, Step
 from .engines import configure_engine, create_async_store_engine, create_sync_engine
-from .failures import DEFAULT_LOCK_TIMEOUT, as_dbapi_error, driver_errors, retry_delay, translate
+from .failures import DEFAULT_LOCK_TIMEOUT, CommitInterrupted, driver_errors, retry_delay, translate, unwrap
 from .sqlite import WRITE_OPTION
-from .sync_runner import SyncRunner, WouldWait, open_sync_runner
-from .urls import blocking_url, is_memory_sqlite
+from .sync_runner import SyncRunner, WouldWait, in_transaction, open_sync_runner
+from .urls import blocking_url, is_memory_sqlite, names_async_driver, normalize_url
 
 T = TypeVar("T")
 Operation = Callable[..., T]
@@ -74,9 +74,13 @@ class ThreadRunner:
         self._inline_lock = threading.Lock()
         self._inline_writes = 0
         self._has_wal = not runner.single_connection  # an in-memory database has none
+        # Only SQLite answers on the loop: a server's answer takes a network round trip.
+        self._inline = runner.dialect_name == "sqlite"
 
-    async def run(self, operation: Operation[T], *args: Any, write: bool, bounded: bool = False) -> T:
-        if bounded and self.sync_runner.schema_ready:
+    async def run(
+        self, operation: Operation[T], *args: Any, write: bool, bounded: bool = False, snapshot: bool = True
+    ) -> T:
+        if bounded and self._inline and self.sync_runner.schema_ready:
             if write and self._has_wal and self._inline_writes >= WAL_CHECKPOINT_EVERY:
                 self._inline_writes = 0
                 return await asyncio.to_thread(self.sync_runner.run_and_checkpoint, operation, *args, write=write)
@@ -89,7 +93,7 @@ class ThreadRunner:
                     pass
                 finally:
                     self._inline_lock.release()
-        return await asyncio.to_thread(self.sync_runner.run, operation, *args, write=write)
+        return await asyncio.to_thread(self.sync_runner.run, operation, *args, write=write, snapshot=snapshot)
 
     async def offload(self, operation: Operation[T], *args: Any, write: bool) -> T:
         return await asyncio.to_thread(self.sync_runner.run, operation, *args, write=write)
@@ -154,7 +158,7 @@ class AsyncEngineRunner:
         self.engine = engine
         self.lock_timeout = lock_timeout
         self.dialect_name = engine.dialect.name
-        self._errors = driver_errors(engine.dialect)
+        self._failures: tuple[type[Exception], ...] = (CommitInterrupted, *driver_errors(engine.dialect))
         self._owns_engine = owns_engine
         self._auto_migrate = auto_migrate
         self._schema_ready = False
@@ -163,8 +167,11 @@ class AsyncEngineRunner:
         self._blocking: SyncRunner | None = None
         self._blocking_lock = threading.Lock()
 
-    async def run(self, operation: Operation[T], *args: Any, write: bool, bounded: bool = False) -> T:
-        # ``bounded`` is not needed here: the async driver never blocks the event loop.
+    async def run(
+        self, operation: Operation[T], *args: Any, write: bool, bounded: bool = False, snapshot: bool = True
+    ) -> T:
+        # ``bounded`` and ``snapshot`` are not needed here: the async driver never blocks
+        # the event loop, and every operation runs in a transaction.
         if not self._schema_ready:
             await self._prepare_schema()
         return await self._run_with_retry(operation, args, write)
@@ -229,23 +236,25 @@ class AsyncEngineRunner:
             try:
                 async with self._turns if self._turns is not None else contextlib.nullcontext():
                     return await self._run_once(operation, args, write)
-            except self._errors as caught:
-                exc = as_dbapi_error(caught, self.engine.dialect)
+            except self._failures as caught:
+                exc, committing = unwrap(caught, self.engine.dialect)
+                unknown = write and committing
                 attempt += 1
                 delay = retry_delay(
-                    exc, self.dialect_name, attempt, started, write=write, lock_timeout=self.lock_timeout
+                    exc, self.dialect_name, attempt, started, write=unknown, lock_timeout=self.lock_timeout
                 )
                 if delay is None:
                     waited = time.monotonic() - started
-                    raise translate(exc, self.dialect_name, waited=waited, lock_timeout=self.lock_timeout) from caught
+                    raise translate(
+                        exc, self.dialect_name, waited=waited, lock_timeout=self.lock_timeout, outcome_unknown=unknown
+                    ) from caught
                 await asyncio.sleep(delay)
 
     async def _run_once(self, operation: Operation[T], args: tuple[Any, ...], write: bool) -> T:
         async with self.engine.connect() as conn:
             if write:
                 await conn.execution_options(**{WRITE_OPTION: True})
-            async with conn.begin():
-                return await conn.run_sync(operation, *args)
+            return await conn.run_sync(in_transaction, operation, args, write)
 
 
 def _single_use_pool() -> Any:
@@ -263,8 +272,12 @@ def open_async_runner(
 ) -> AsyncRunner:
     """The runner for the async store: ``target`` is a URL or a caller-owned ``AsyncEngine``.
 
-    A SQLite URL without an explicit async driver runs on the sync driver in worker
-    threads: one thread hop per operation instead of aiosqlite's one per statement.
+    A URL that names no async driver runs on the blocking driver in worker threads, one
+    thread hop per operation: on SQLite instead of aiosqlite's hop per statement, on
+    servers instead of SQLAlchemy's greenlet bridge per statement, with the blocking
+    path's short path, pipelined writes and autocommit reads. A URL naming an async
+    driver (``sqlite+aiosqlite``, ``postgresql+asyncpg``, ``mysql+aiomysql``...) runs on
+    an ``AsyncEngine``.
     """
     if isinstance(target, Engine):
         raise TypeError(
@@ -274,7 +287,7 @@ def open_async_runner(
     if isinstance(target, AsyncEngine):
         configure_engine(target.sync_engine, owned=False, lock_timeout=lock_timeout)
         return AsyncEngineRunner(target, owns_engine=False, auto_migrate=auto_migrate, lock_timeout=lock_timeout)
-    if make_url(target).drivername in ("sqlite", "sqlite+pysqlite"):
+    if not names_async_driver(normalize_url(target, for_async=False)):
         return ThreadRunner(open_sync_runner(target, auto_migrate=auto_migrate, lock_timeout=lock_timeout, **options))
     engine = create_async_store_engine(target, lock_timeout=lock_timeout, **options)
     return AsyncEngineRunner(engine, owns_engine=True, auto_migrate=auto_migrate, lock_timeout=lock_timeout)

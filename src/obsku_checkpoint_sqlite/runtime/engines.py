@@ -14,6 +14,7 @@ from sqlalchemy.pool import StaticPool
 
 from ..errors import DatabaseUnavailableError, DriverNotInstalledError
 from .failures import DEFAULT_LOCK_TIMEOUT
+from .liveness import CHECKED_DRIVERS, install_liveness_check
 from .sqlite import configure_sqlite_engine
 from .urls import EXTRAS, blocking_url, is_memory_sqlite, normalize_url
 
@@ -26,8 +27,11 @@ def create_sync_engine(url: str | URL, *, lock_timeout: float = DEFAULT_LOCK_TIM
     if parsed.get_backend_name() == "sqlite":
         # Worker threads of the async face share the pool.
         options.setdefault("connect_args", {}).setdefault("check_same_thread", False)
+    parsed = _driver_options(parsed, options)
     engine = _build(create_engine, parsed, _store_options(parsed, options))
     configure_engine(engine, owned=True, lock_timeout=lock_timeout)
+    if engine.dialect.driver in CHECKED_DRIVERS and not options.get("pool_pre_ping"):
+        install_liveness_check(engine)
     return engine
 
 
@@ -35,7 +39,7 @@ def create_async_store_engine(
     url: str | URL, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, **options: Any
 ) -> AsyncEngine:
     """An asyncio engine for a server database (or an explicit ``sqlite+aiosqlite`` URL)."""
-    parsed = normalize_url(url, for_async=True)
+    parsed = _driver_options(normalize_url(url, for_async=True), options)
     engine = _build(create_async_engine, parsed, _store_options(parsed, options))
     configure_engine(engine.sync_engine, owned=True, lock_timeout=lock_timeout)
     return engine
@@ -47,10 +51,38 @@ def configure_engine(engine: Engine, *, owned: bool, lock_timeout: float) -> Non
         configure_sqlite_engine(engine, owned=owned, lock_timeout=lock_timeout)
 
 
+def _driver_options(url: URL, options: dict[str, Any]) -> URL:
+    """Move the options the store reads from a URL's query into the driver's arguments.
+
+    ``prepare_threshold`` (psycopg): after how many runs a statement is prepared on the
+    server; ``none`` never prepares, as PgBouncer in transaction pooling mode needs (its
+    clients share server connections, which do not share prepared statements).
+    """
+    if url.get_backend_name() != "postgresql" or "prepare_threshold" not in url.query:
+        return url
+    value = url.query["prepare_threshold"]
+    text = value if isinstance(value, str) else value[-1]
+    if text.strip().lower() in ("", "none"):
+        threshold: int | None = None
+    elif text.strip().isdigit():
+        threshold = int(text)
+    else:
+        raise ValueError(f"prepare_threshold={text!r} in the database URL: a whole number, or none to never prepare")
+    options.setdefault("connect_args", {})["prepare_threshold"] = threshold
+    return url.difference_update_query(["prepare_threshold"])
+
+
 def _store_options(url: URL, options: dict[str, Any]) -> dict[str, Any]:
     """The engine options the store needs on ``url``'s backend, under the caller's own."""
     if url.get_backend_name() != "sqlite":
-        options.setdefault("pool_pre_ping", True)
+        # A blocking engine whose driver's socket can be checked needs no pre-ping (liveness).
+        checked = url.get_driver_name() in CHECKED_DRIVERS and not url.get_dialect().is_async
+        options.setdefault("pool_pre_ping", not checked)
+        if url.get_backend_name() in ("mysql", "mariadb"):
+            # Each operation ends its transaction (commit, or rollback on error), and a
+            # connection closed inside one rolls it back: the pool's own ROLLBACK on return
+            # would be one more round trip per call (psycopg skips it when idle).
+            options.setdefault("pool_reset_on_return", None)
     elif is_memory_sqlite(url):
         # One connection, shared: a second one would see a different, empty database.
         options.setdefault("poolclass", StaticPool)

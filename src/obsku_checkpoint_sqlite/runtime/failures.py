@@ -45,6 +45,21 @@ def as_dbapi_error(exc: Exception, dialect: Dialect) -> DBAPIError:
     return wrapped
 
 
+class CommitInterrupted(Exception):
+    """A driver error raised while committing: a write's outcome is then unknown."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def unwrap(failure: Exception, dialect: Dialect) -> tuple[DBAPIError, bool]:
+    """A runner's caught failure as a ``DBAPIError``, and whether it interrupted a commit."""
+    if isinstance(failure, CommitInterrupted):
+        return as_dbapi_error(failure.error, dialect), True
+    return as_dbapi_error(failure, dialect), False
+
+
 def retry_delay(
     exc: DBAPIError,
     dialect_name: str,
@@ -58,8 +73,9 @@ def retry_delay(
 
     Lock contention is retried until ``lock_timeout`` seconds have passed since
     ``started``: the transaction was rolled back, so running it again is safe. A lost
-    connection is retried for reads only: a write whose commit was lost in transit may
-    have happened, and running it twice would duplicate it.
+    connection is retried once, unless ``write`` says it interrupted a write's commit:
+    that commit may have happened, and running it twice would duplicate it. (A
+    connection lost before the commit was sent takes its transaction with it.)
     """
     if time.monotonic() - started >= lock_timeout:
         return None
@@ -86,18 +102,30 @@ def _is_contention(exc: DBAPIError, dialect_name: str) -> bool:
 
 
 def translate(
-    exc: DBAPIError, dialect_name: str | None = None, *, waited: float | None = None, lock_timeout: float | None = None
+    exc: DBAPIError,
+    dialect_name: str | None = None,
+    *,
+    waited: float | None = None,
+    lock_timeout: float | None = None,
+    outcome_unknown: bool = False,
 ) -> CheckpointStoreError | ValueError:
     """The store's error for a SQLAlchemy/DBAPI error that was not retried.
 
     Given the dialect, how long the operation ``waited`` and the store's ``lock_timeout``,
-    lock contention that outlasted it becomes ``LockTimeoutError`` saying so.
+    lock contention that outlasted it becomes ``LockTimeoutError`` saying so; with
+    ``outcome_unknown``, a connection lost while committing a write says the write may
+    have been applied.
     """
     damage = _stored_damage(exc)
     if damage is not None:
         return CheckpointCorruptionError(damage, str(exc.orig))
     if dialect_name is not None and waited is not None and _is_contention(exc, dialect_name):
         return LockTimeoutError(waited, lock_timeout or DEFAULT_LOCK_TIMEOUT, str(exc.orig))
+    if exc.connection_invalidated and outcome_unknown:
+        return DatabaseUnavailableError(
+            f"Lost the connection to the database while committing, so the write may or may not "
+            f"have been applied: read it back before writing it again ({exc.orig})"
+        )
     if exc.connection_invalidated:
         return DatabaseUnavailableError(f"Lost the connection to the database: {exc.orig}")
     if isinstance(exc.orig, OSError) or _looks_unreachable(exc):
@@ -146,3 +174,27 @@ def _looks_unreachable(exc: DBAPIError) -> bool:
         phrase in message
         for phrase in ("connection refused", "can't connect", "could not connect", "unable to open database")
     )
+
+
+def is_foreign_key_violation(exc: DBAPIError) -> bool:
+    """Whether the database refused a row whose foreign key names no row (a missing session)."""
+    return _violation(exc) == "foreign key"
+
+
+def is_unique_violation(exc: DBAPIError) -> bool:
+    """Whether the database refused a row that repeats a unique key."""
+    return _violation(exc) == "unique"
+
+
+def _violation(exc: DBAPIError) -> str | None:
+    original = exc.orig
+    state = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    if state is not None:  # PostgreSQL
+        return {"23503": "foreign key", "23505": "unique"}.get(state)
+    code = original.args[0] if original is not None and original.args else None
+    if isinstance(code, int):  # MariaDB and MySQL
+        return {1452: "foreign key", 1062: "unique"}.get(code)
+    message = str(original)  # SQLite
+    if message.startswith("FOREIGN KEY constraint failed"):
+        return "foreign key"
+    return "unique" if message.startswith("UNIQUE constraint failed") else None

@@ -1,27 +1,33 @@
-"""The short path: the prebuilt queries run straight on SQLite's stdlib driver.
+"""The short path: the prebuilt queries run straight on the driver (sqlite3, psycopg, PyMySQL).
 
-SQLAlchemy's ``Connection.execute`` costs ten to fifteen times the ``sqlite3`` call it
-wraps (cache-key lookup, execution context, event dispatch, result metadata), and a
-hot operation runs two or three statements. A statement registered in
+SQLAlchemy's ``Connection.execute`` costs several times the driver call it wraps
+(cache-key lookup, execution context, event dispatch, result metadata), and a hot
+operation runs two or three statements. A statement registered in
 ``db.queries.PREPARED`` is compiled once per dialect by SQLAlchemy and then handed to
 the driver's cursor. Everywhere else, and whenever something needs SQLAlchemy's
 execution path (cursor event listeners, echo or engine logging, no open transaction),
 it runs through ``Connection.execute``.
 
 Only public SQLAlchemy interfaces decide whether a compiled statement can take the
-short path: it must be positional, bind no parameter late, and have no bind or result
-processor on any of its types (``TypeEngine.dialect_impl`` and its ``bind_processor``
-and ``result_processor``). A driver error is wrapped by ``DBAPIError.instance``, as
-``Connection.execute`` wraps it, so the runners retry and translate it the same way.
+short path: it must bind no parameter late and have no bind or result processor on
+any of its types (``TypeEngine.dialect_impl`` and its ``bind_processor`` and
+``result_processor``). A driver error, raised when the statement is sent or when its
+rows are fetched, is wrapped by ``DBAPIError.instance`` as ``Connection.execute`` wraps
+it, with the connection invalidated where the dialect says it was lost, so the runners
+retry and translate it the same way.
+
+On psycopg, ``pipeline`` sends the statements of a write together: the operation reads
+their results once, at the end, and the commit follows, two round trips in all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import weakref
-from collections.abc import Iterable
-from typing import Any, cast
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
@@ -29,11 +35,18 @@ from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from ..db.queries import PREPARED
+from .failures import CommitInterrupted
+
+# psycopg's TransactionStatus.IDLE: no transaction open on the connection.
+IDLE = 0
+
+T = TypeVar("T")
 
 # Set OBSKU_SHORT_PATH=0 to run every statement through SQLAlchemy (the parity tests do).
 ENABLED = os.environ.get("OBSKU_SHORT_PATH", "1") != "0"
+# The drivers whose connections and cursors the short path drives (all blocking).
+DRIVERS = frozenset({"pysqlite", "psycopg", "pymysql"})
 
-_ENGINE_LOGGER = logging.getLogger("sqlalchemy.engine")
 # Per dialect, weakly: tests and tools open many engines, each with a dialect of its own.
 _FORMS: weakref.WeakKeyDictionary[Dialect, dict[Executable, ShortForm | None]] = weakref.WeakKeyDictionary()
 
@@ -49,12 +62,47 @@ def execute(conn: Connection, statement: Executable, params: dict[str, Any]) -> 
     if form is None or not _direct_allowed(conn):
         return conn.execute(statement, params)
     args = form.args(params)
+    guard = _Guard(conn, form.sql, args)
+    with guard:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(form.sql, args)
+    return _DirectResult(cursor, guard)
+
+
+@contextlib.contextmanager
+def pipeline(conn: Connection) -> Iterator[bool]:
+    """Send the statements run inside the block, with the transaction around them, at once.
+
+    On psycopg the block's statements go to the server between ``BEGIN`` and ``COMMIT``
+    in one pipeline: one round trip for the whole write. Yields whether it does so: then
+    no result may be read inside the block, only registered statements may run there
+    (SQLAlchemy reads each result as soon as its statement is sent), and the results
+    are there when the block ends, committed. A connection lost on the way raises
+    ``CommitInterrupted``: the COMMIT may have reached the server. Elsewhere the block
+    runs as it is, in the runner's transaction.
+    """
     dialect = conn.dialect
+    if dialect.driver != "psycopg" or dialect.is_async or not ENABLED or not _direct_allowed(conn):
+        yield False
+        return
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    # psycopg opens a transaction of its own with a round trip; in autocommit mode the
+    # BEGIN is one more statement of the pipeline.
+    dbapi_connection.autocommit = True
     try:
-        cursor = conn.connection.dbapi_connection.execute(form.sql, args)  # type: ignore[union-attr]
-    except dialect.loaded_dbapi.Error as exc:
-        raise DBAPIError.instance(form.sql, args, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
-    return _DirectResult(cursor)
+        with _Guard(conn, "(pipeline)", None), dbapi_connection.pipeline():
+            dbapi_connection.cursor().execute("BEGIN")
+            yield True
+            dbapi_connection.cursor().execute("COMMIT")
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise CommitInterrupted(exc) from exc
+        raise
+    finally:
+        if not conn.invalidated:
+            if dbapi_connection.info.transaction_status != IDLE:
+                dbapi_connection.rollback()  # a statement failed, or the block raised: no COMMIT ran
+            dbapi_connection.autocommit = False
 
 
 def short_form(statement: Executable, dialect: Dialect) -> ShortForm | None:
@@ -72,11 +120,12 @@ def short_form(statement: Executable, dialect: Dialect) -> ShortForm | None:
 def _direct_allowed(conn: Connection) -> bool:
     # Listeners on cursor execution (statement counters, fault injection) and logging
     # must see every statement; outside a transaction SQLAlchemy must autobegin.
-    dispatch = conn.engine.dispatch
+    engine = conn.engine
+    dispatch = engine.dispatch
     return (
         conn.in_transaction()
-        and not conn.engine.echo
-        and not _ENGINE_LOGGER.isEnabledFor(logging.INFO)
+        # The engine's logger answers for echo=True and for logging configured to INFO alike.
+        and not engine.logger.isEnabledFor(logging.INFO)
         and not dispatch.before_cursor_execute
         and not dispatch.after_cursor_execute
         and not conn.dialect.dispatch.handle_error
@@ -84,22 +133,27 @@ def _direct_allowed(conn: Connection) -> bool:
 
 
 class ShortForm:
-    """A statement's SQL for the driver, with its parameter names in position order."""
+    """A statement's SQL for the driver, with its parameters' names and defaults."""
 
-    __slots__ = ("defaults", "names", "sql")
+    __slots__ = ("args", "defaults", "names", "sql")
 
-    def __init__(self, sql: str, names: tuple[str, ...], defaults: dict[str, Any]) -> None:
+    def __init__(self, sql: str, names: tuple[str, ...], defaults: dict[str, Any], *, positional: bool) -> None:
         self.sql = sql
         self.names = names
         self.defaults = defaults
+        self.args: Callable[[dict[str, Any]], Any] = self._positional if positional else self._named
 
     @classmethod
     def of(cls, statement: Executable, dialect: Dialect) -> ShortForm | None:
         """The short form of ``statement``, or None if it needs SQLAlchemy to run."""
-        if dialect.name != "sqlite" or dialect.driver != "pysqlite" or dialect.paramstyle != "qmark":
+        if (
+            dialect.is_async
+            or dialect.driver not in DRIVERS
+            or dialect.paramstyle not in ("qmark", "format", "pyformat")
+        ):
             return None
         compiled: Any = cast(ClauseElement, statement).compile(dialect=dialect)
-        if not compiled.positional or compiled.literal_execute_params or compiled.post_compile_params:
+        if compiled.literal_execute_params or compiled.post_compile_params:
             return None
         bind_types = (bind.type for bind in compiled.binds.values())
         if any(_dialect_type(type_, dialect).bind_processor(dialect) is not None for type_ in bind_types):
@@ -109,11 +163,18 @@ class ShortForm:
             for column in _result_columns(statement)
         ):
             return None
-        return cls(compiled.string, tuple(compiled.positiontup), dict(compiled.params))
+        defaults = dict(compiled.params)
+        if compiled.positional:
+            return cls(compiled.string, tuple(compiled.positiontup), defaults, positional=True)
+        return cls(compiled.string, tuple(defaults), defaults, positional=False)
 
-    def args(self, params: dict[str, Any]) -> tuple[Any, ...]:
+    def _positional(self, params: dict[str, Any]) -> tuple[Any, ...]:
         defaults = self.defaults
         return tuple(params[name] if name in params else defaults[name] for name in self.names)
+
+    def _named(self, params: dict[str, Any]) -> dict[str, Any]:
+        defaults = self.defaults
+        return {name: params[name] if name in params else defaults[name] for name in self.names}
 
 
 def _dialect_type(type_: Any, dialect: Dialect) -> Any:
@@ -125,29 +186,63 @@ def _result_columns(statement: Executable) -> Iterable[Any]:
     return getattr(statement, "exported_columns", ())
 
 
+class _Guard:
+    """Wraps the driver's errors as ``Connection.execute`` would, invalidating a lost connection."""
+
+    __slots__ = ("args", "conn", "sql")
+
+    def __init__(self, conn: Connection, sql: str, args: Any) -> None:
+        self.conn = conn
+        self.sql = sql
+        self.args = args
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        dialect = self.conn.dialect
+        error_class = dialect.loaded_dbapi.Error
+        if exc is None or not isinstance(exc, error_class):
+            return
+        dbapi_connection = self.conn.connection.dbapi_connection
+        lost = bool(dialect.is_disconnect(exc, dbapi_connection, None))
+        if lost:
+            self.conn.invalidate(exc)
+        raise DBAPIError.instance(
+            self.sql, self.args, exc, error_class, connection_invalidated=lost, dialect=dialect
+        ) from exc
+
+    def run(self, read: Callable[[], T]) -> T:
+        with self:
+            return read()
+
+
 class _DirectResult:
-    """The part of ``CursorResult`` the operations use, over a ``sqlite3`` cursor."""
+    """The part of ``CursorResult`` the operations use, over a driver's cursor."""
 
-    __slots__ = ("_cursor",)
+    __slots__ = ("_cursor", "_guard")
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Any, guard: _Guard) -> None:
         self._cursor = cursor
+        self._guard = guard
 
     def __iter__(self) -> Any:
-        return iter(self._cursor.fetchall())
+        return iter(self.all())
 
     def first(self) -> Any:
         # Closing resets the statement now rather than when the cursor is collected.
-        row = self._cursor.fetchone()
-        self._cursor.close()
+        cursor = self._cursor
+        row = self._guard.run(cursor.fetchone)
+        cursor.close()
         return row
 
     def all(self) -> list[Any]:
-        return self._cursor.fetchall()  # type: ignore[no-any-return]
+        return self._guard.run(self._cursor.fetchall)
 
     def one_or_none(self) -> Any:
-        rows = self._cursor.fetchmany(2)
-        self._cursor.close()
+        cursor = self._cursor
+        rows = self._guard.run(lambda: cursor.fetchmany(2))
+        cursor.close()
         if len(rows) > 1:
             raise MultipleResultsFound("Multiple rows were found when one or none was required")
         return rows[0] if rows else None

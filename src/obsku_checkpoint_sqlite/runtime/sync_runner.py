@@ -21,7 +21,15 @@ from sqlalchemy.pool import QueuePool, StaticPool
 
 from ..ops.jobs import Job, Step
 from .engines import configure_engine, create_sync_engine
-from .failures import DEFAULT_LOCK_TIMEOUT, as_dbapi_error, driver_errors, retry_delay, translate
+from .failures import (
+    DEFAULT_LOCK_TIMEOUT,
+    CommitInterrupted,
+    as_dbapi_error,
+    driver_errors,
+    retry_delay,
+    translate,
+    unwrap,
+)
 from .sqlite import WRITE_OPTION
 
 T = TypeVar("T")
@@ -58,6 +66,9 @@ class SyncRunner:
         self.lock_timeout = lock_timeout
         self.dialect_name = engine.dialect.name
         self.errors = driver_errors(engine.dialect)
+        # What an attempt can fail with: a driver error, or one that interrupted the commit.
+        self.failures: tuple[type[Exception], ...] = (CommitInterrupted, *self.errors)
+        self._autocommit_reads = engine.dialect.driver == "psycopg" and not engine.dialect.is_async
         self._owns_engine = owns_engine
         self._auto_migrate = auto_migrate
         self._schema_ready = False
@@ -82,15 +93,18 @@ class SyncRunner:
         """True when every operation shares one connection (an in-memory database)."""
         return self._turns is not None
 
-    def run(self, operation: Operation[T], *args: Any, write: bool, bounded: bool = False) -> T:
+    def run(self, operation: Operation[T], *args: Any, write: bool, bounded: bool = False, snapshot: bool = True) -> T:
         """Run ``operation`` in a transaction of its own, retrying it on lock contention.
 
         ``bounded`` says the operation touches a bounded number of rows; only the async
-        face on SQLite uses it (see ``ThreadRunner``).
+        face on SQLite uses it (see ``ThreadRunner``). A read with ``snapshot=False`` does
+        not need its statements to see one snapshot: on PostgreSQL it runs without a
+        transaction, so a one-statement read is one round trip.
         """
         if not self._schema_ready:
             self._prepare_schema()
-        return self._run_with_retry(operation, args, write)
+        autocommit = self._autocommit_reads and not write and not snapshot
+        return self._run_with_retry(operation, args, write, autocommit)
 
     def run_on_any_schema(self, operation: Operation[T], *args: Any, write: bool) -> T:
         """``run`` without bringing the schema to head or checking it first: for the schema
@@ -135,11 +149,15 @@ class SyncRunner:
         started = time.monotonic()
         try:
             return in_transaction(conn, operation, args, write)
-        except self.errors as caught:
-            exc = as_dbapi_error(caught, self.engine.dialect)
-            if retry_delay(exc, self.dialect_name, 1, started, write=write, lock_timeout=self.lock_timeout) is not None:
+        except self.failures as caught:
+            exc, committing = unwrap(caught, self.engine.dialect)
+            unknown = write and committing
+            if (
+                retry_delay(exc, self.dialect_name, 1, started, write=unknown, lock_timeout=self.lock_timeout)
+                is not None
+            ):
                 raise WouldWait from caught
-            raise translate(exc) from caught
+            raise translate(exc, outcome_unknown=unknown) from caught
         finally:
             if turns is not None:
                 turns.release()
@@ -209,31 +227,43 @@ class SyncRunner:
     def _turn(self) -> contextlib.AbstractContextManager[Any]:
         return self._turns if self._turns is not None else contextlib.nullcontext()
 
-    def _run_with_retry(self, operation: Operation[T], args: tuple[Any, ...], write: bool) -> T:
+    def _run_with_retry(
+        self, operation: Operation[T], args: tuple[Any, ...], write: bool, autocommit: bool = False
+    ) -> T:
         started = time.monotonic()
         attempt = 0
         while True:
             try:
-                with self._turn():
-                    return self._run_once(operation, args, write)
-            except self.errors as caught:
-                exc = as_dbapi_error(caught, self.engine.dialect)
-                attempt += 1
-                delay = retry_delay(
-                    exc, self.dialect_name, attempt, started, write=write, lock_timeout=self.lock_timeout
-                )
-                if delay is None:
-                    waited = time.monotonic() - started
-                    raise translate(exc, self.dialect_name, waited=waited, lock_timeout=self.lock_timeout) from caught
+                if self._turns is None:
+                    return self._run_once(operation, args, write, autocommit)
+                with self._turns:
+                    return self._run_once(operation, args, write, autocommit)
+            except self.failures as caught:
+                delay = self._retry_delay(caught, write, attempt := attempt + 1, started)
                 time.sleep(delay)
 
-    def _run_once(self, operation: Operation[T], args: tuple[Any, ...], write: bool) -> T:
+    def _retry_delay(self, caught: Exception, write: bool, attempt: int, started: float) -> float:
+        """How long to wait before the next attempt after ``caught``; raises the store's error
+        where there is none."""
+        exc, committing = unwrap(caught, self.engine.dialect)
+        unknown = write and committing
+        delay = retry_delay(exc, self.dialect_name, attempt, started, write=unknown, lock_timeout=self.lock_timeout)
+        if delay is None:
+            waited = time.monotonic() - started
+            raise translate(
+                exc, self.dialect_name, waited=waited, lock_timeout=self.lock_timeout, outcome_unknown=unknown
+            ) from caught
+        return delay
+
+    def _run_once(self, operation: Operation[T], args: tuple[Any, ...], write: bool, autocommit: bool) -> T:
         idle = self._idle
         try:
             conn = idle.pop() if idle is not None else self.engine.connect()
         except IndexError:  # none kept, or another thread took the last one
             conn = self.engine.connect()
         try:
+            if autocommit:
+                return _without_transaction(conn, operation, args)
             return in_transaction(conn, operation, args, write)
         finally:
             # After a rollback the connection is as good as new; an invalidated one is not.
@@ -246,10 +276,39 @@ class SyncRunner:
 
 
 def in_transaction(conn: Connection, operation: Operation[T], args: tuple[Any, ...], write: bool) -> T:
-    """``operation(conn, *args)`` in a transaction of its own, begun for writing if ``write``."""
+    """``operation(conn, *args)`` in a transaction of its own, begun for writing if ``write``.
+
+    A driver error while committing comes out as ``CommitInterrupted``: the runners must
+    not run a write again whose commit may have reached the database.
+    """
     conn.execution_options(**{WRITE_OPTION: write})
-    with conn.begin():
-        return operation(conn, *args)
+    transaction = conn.begin()
+    try:
+        result = operation(conn, *args)
+    except BaseException:
+        transaction.rollback()
+        raise
+    try:
+        transaction.commit()
+    except driver_errors(conn.dialect) as exc:
+        raise CommitInterrupted(exc) from exc
+    return result
+
+
+def _without_transaction(conn: Connection, operation: Operation[T], args: tuple[Any, ...]) -> T:
+    """``operation(conn, *args)`` with psycopg in autocommit mode: no BEGIN, no COMMIT.
+
+    SQLAlchemy's transaction still frames the call; psycopg sends neither statement for
+    it, as it has no transaction open. The mode is psycopg's own, set on the client
+    only, and restored before the connection goes back to the pool.
+    """
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    dbapi_connection.autocommit = True
+    try:
+        return in_transaction(conn, operation, args, False)
+    finally:
+        if not conn.invalidated:
+            dbapi_connection.autocommit = False
 
 
 class WouldWait(Exception):

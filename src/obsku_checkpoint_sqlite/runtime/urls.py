@@ -90,7 +90,7 @@ def blocking_url(url: URL) -> URL:
         ValueError: ``url`` names an asyncio driver of a backend this package has no
             blocking driver for.
     """
-    if not _names_async_driver(url):
+    if not names_async_driver(url):
         return url
     backend = url.get_backend_name()
     if backend not in SYNC_DRIVERS:
@@ -101,7 +101,8 @@ def blocking_url(url: URL) -> URL:
     return url.set(drivername=f"{backend}+{SYNC_DRIVERS[backend]}")
 
 
-def _names_async_driver(url: URL) -> bool:
+def names_async_driver(url: URL) -> bool:
+    """Whether ``url`` names an asyncio driver (aiosqlite, asyncpg, aiomysql, psycopg_async...)."""
     try:
         return bool(url.get_dialect().is_async)
     except Exception:  # an unknown driver: SQLAlchemy's own error says so when the engine is made
