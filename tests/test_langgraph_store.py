@@ -390,3 +390,29 @@ def test_postgresql_reads_a_thread_by_index_however_long(tmp_path: Path) -> None
                 assert "Seq Scan" not in plan, (name, plan)
                 assert "Sort" not in plan, (name, plan)
         engine.dispose()
+
+
+async def test_savers_open_on_a_callers_engine_and_leave_it_open(tmp_path: Path) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    database = tmp_path / "engines.db"
+    engine = create_engine(f"sqlite:///{database}")
+    config: Any = {"configurable": {"thread_id": "on-an-engine", "checkpoint_ns": ""}}
+    with ObskuSaver.from_conn_string(str(database)) as first:
+        first.setup()
+    saver = ObskuSaver(engine)
+    saved = saver.put(config, empty_checkpoint(), {"source": "input", "step": -1}, {})
+    saver.close()
+    with engine.connect() as conn:  # still open
+        assert conn.execute(select(func.count()).select_from(lg_checkpoints)).scalar_one() == 1
+    engine.dispose()
+
+    async_engine = create_async_engine(f"sqlite+aiosqlite:///{database}")
+    async_saver = AsyncObskuSaver(async_engine)
+    found = await async_saver.aget_tuple(config)
+    assert found is not None
+    assert found.config == saved
+    await async_saver.aclose()
+    async with async_engine.connect() as conn:  # still open
+        assert (await conn.execute(select(func.count()).select_from(lg_writes))).scalar_one() == 0
+    await async_engine.dispose()
