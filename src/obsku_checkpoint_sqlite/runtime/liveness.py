@@ -27,9 +27,14 @@ def install_liveness_check(engine: Engine) -> None:
 
 
 def _check_on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-    fd = socket_of(dbapi_connection)
-    if fd is not None and select.select([fd], [], [], 0)[0]:
+    if not is_alive(dbapi_connection):
         raise DisconnectionError("The server closed this pooled connection")
+
+
+def is_alive(dbapi_connection: Any) -> bool:
+    """False if the server has closed this idle connection (its socket has something to read)."""
+    fd = socket_of(dbapi_connection)
+    return fd is None or not select.select([fd], [], [], 0)[0]
 
 
 def socket_of(dbapi_connection: Any) -> int | None:

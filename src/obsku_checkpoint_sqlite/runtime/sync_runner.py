@@ -30,6 +30,7 @@ from .failures import (
     translate,
     unwrap,
 )
+from .liveness import CHECKED_DRIVERS, is_alive
 from .sqlite import WRITE_OPTION
 
 T = TypeVar("T")
@@ -75,12 +76,14 @@ class SyncRunner:
         self._schema_lock = threading.Lock()
         # A StaticPool hands the same connection to every thread: take turns.
         self._turns = threading.Lock() if isinstance(engine.pool, StaticPool) else None
-        # On a SQLite engine of its own the runner keeps connections between operations:
-        # a pool checkout and checkin cost a third of a short operation. Not on servers,
-        # where the pool's pre-ping is what finds a connection the server dropped, nor
-        # on a caller's engine, whose pool the caller sized for its own use.
+        # On an engine of its own the runner keeps connections between operations: a pool
+        # checkout and checkin cost a third of a short operation. A kept server connection
+        # is checked as the pool checks it (runtime.liveness) before each use. Not on a
+        # caller's engine, whose pool the caller sized for its own use, nor where the pool
+        # must pre-ping (a driver whose socket cannot be checked).
         self._idle: list[Connection] | None = None
-        if owns_engine and self.dialect_name == "sqlite":
+        self._check_idle = self.dialect_name != "sqlite"
+        if owns_engine and (not self._check_idle or engine.dialect.driver in CHECKED_DRIVERS):
             self._idle = []
             self._idle_limit = engine.pool.size() if isinstance(engine.pool, QueuePool) else 1
 
@@ -261,6 +264,11 @@ class SyncRunner:
             conn = idle.pop() if idle is not None else self.engine.connect()
         except IndexError:  # none kept, or another thread took the last one
             conn = self.engine.connect()
+        else:
+            if self._check_idle and idle is not None and not is_alive(conn.connection.dbapi_connection):
+                conn.invalidate()  # the server closed it while it was kept: connect anew
+                conn.close()
+                conn = self.engine.connect()
         try:
             if autocommit:
                 return _without_transaction(conn, operation, args)
