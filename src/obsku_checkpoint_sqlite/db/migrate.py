@@ -1,7 +1,8 @@
 """Schema versioning: upgrade, adopt databases made by the original package, check drift.
 
 The migration scripts ship inside this package (``obsku_checkpoint_sqlite/db/migrations``),
-so stores and the command-line tool run them without an ``alembic.ini``.
+so stores and the command-line tool run them without an ``alembic.ini``; Alembic's own
+command line runs them with ``ALEMBIC_INI`` or any ini that names them.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from sqlalchemy import Connection, inspect, text
 from ..errors import SchemaError
 from .models import Base
 
-FIRST_REVISION = "0001"
 VERSION_TABLE = "alembic_version"
+# An ini for Alembic's command line: ``alembic -c <this path> upgrade head``.
+ALEMBIC_INI = str(files("obsku_checkpoint_sqlite.db") / "migrations" / "alembic.ini")
 
 # The original package's columns and whether each may be NULL. Adoption checks names
 # and nullability only: the original declares plain TEXT and INTEGER.
@@ -78,8 +80,9 @@ def ensure_schema(conn: Connection) -> None:
     """Bring the database on ``conn`` to the head revision, in the caller's transaction.
 
     An empty database is built; an older revision is upgraded; a database made by the
-    original TypeScript package is checked, stamped at the first revision and upgraded,
-    its other tables left alone. Concurrent callers are serialized by a lock.
+    original TypeScript package is checked and upgraded in place (the first revision
+    finds its tables and indexes there already), its other tables left alone.
+    Concurrent callers are serialized by a lock.
 
     Raises:
         SchemaError: a newer revision than this package knows, or tables that are not
@@ -88,13 +91,9 @@ def ensure_schema(conn: Connection) -> None:
     if _is_at_head(conn):
         return
     with _schema_lock(conn):
-        revision = current_revision(conn)
-        if revision == head_revision():
+        if current_revision(conn) == head_revision():
             return
-        if revision is None:
-            _adopt_or_create(conn)
-        elif not is_known_revision(revision):
-            raise SchemaError(_newer_revision_message(revision))
+        _refuse_what_is_not_ours(conn)
         command.upgrade(alembic_config(conn), "head")
 
 
@@ -123,13 +122,23 @@ def upgrade(conn: Connection, revision: str = "head") -> None:
             holds tables that are not this package's.
     """
     with _schema_lock(conn):
-        current = current_revision(conn)
-        if current is None:
-            _adopt_or_create(conn, target=revision)
-            return
-        if not is_known_revision(current):
-            raise SchemaError(_newer_revision_message(current))
+        _refuse_what_is_not_ours(conn)
         command.upgrade(alembic_config(conn), revision)
+
+
+@contextmanager
+def command_line_guard(conn: Connection) -> Iterator[None]:
+    """Around a run of Alembic's own command line: the lock and the refusals of ``upgrade``.
+
+    So ``alembic upgrade`` does what ``upgrade`` does, adoption included, and says why
+    it will not touch a database in the same words.
+
+    Raises:
+        SchemaError: as ``upgrade``.
+    """
+    with _schema_lock(conn):
+        _refuse_what_is_not_ours(conn)
+        yield
 
 
 def downgrade(conn: Connection, revision: str) -> None:
@@ -160,26 +169,29 @@ def is_known_revision(revision: str) -> bool:
         return False
 
 
-def _adopt_or_create(conn: Connection, target: str = "head") -> None:
+def _refuse_what_is_not_ours(conn: Connection) -> None:
+    """Raise ``SchemaError`` for a database at a revision newer than this package knows, or
+    with tables named like its own that are not.
+
+    The rest passes: an empty database, this package's, and the original package's. Each
+    revision creates only what is missing, so the first one adopts the original's tables
+    as they are, and completes a first build that a kill cut short on MariaDB (where each
+    DDL statement commits on its own, after Alembic made its version table).
+    """
+    revision = current_revision(conn)
+    if revision is not None:
+        if not is_known_revision(revision):
+            raise SchemaError(_newer_revision_message(revision))
+        return
     inspector = inspect(conn)
     present = set(inspector.get_table_names()) & set(ORIGINAL_COLUMNS)
-    if not present or inspector.has_table(VERSION_TABLE):
-        # An empty database, or this package's first build cut short where every DDL
-        # statement commits on its own (MariaDB): Alembic made the version table first
-        # and had not yet recorded the first revision. Each revision looks at what exists
-        # before each step, so running them again completes the schema.
-        _check_original_columns(conn, present)
-        command.upgrade(alembic_config(conn), target)
-        return
-    if present != set(ORIGINAL_COLUMNS):
+    if present and present != set(ORIGINAL_COLUMNS) and not inspector.has_table(VERSION_TABLE):
         missing = ", ".join(sorted(set(ORIGINAL_COLUMNS) - present))
         raise SchemaError(
             f"The database has some of this package's tables but not {missing}, and no "
             f"{VERSION_TABLE} table: it is not a checkpoint store. Use an empty database."
         )
     _check_original_columns(conn, present)
-    command.stamp(alembic_config(conn), FIRST_REVISION)
-    command.upgrade(alembic_config(conn), target)
 
 
 def _check_original_columns(conn: Connection, tables: set[str]) -> None:

@@ -5,12 +5,13 @@ Revises:
 Create Date: 2026-11-27
 
 Exactly the tables, columns and indexes of @obsku/checkpoint-sqlite, so a file
-written by either package opens in the other. A database made by the original
-package is stamped at this revision instead of running it.
+written by either package opens in the other.
 
-MariaDB commits each DDL statement on its own, so an upgrade cut short there leaves
-part of this revision applied and none of it recorded. Every step therefore looks
-first at what exists, and running the revision again completes it.
+Every step looks first at what exists. So this revision adopts a database made by the
+original package, whose tables and indexes are all there already (``migrate`` has
+checked their columns first), and it completes itself when run again after an upgrade
+cut short on MariaDB, which commits each DDL statement on its own and so keeps part
+of the revision applied and none of it recorded.
 """
 
 from __future__ import annotations
