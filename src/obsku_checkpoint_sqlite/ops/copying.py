@@ -44,7 +44,7 @@ def copy_rows(source: Connection, target: Connection, batch_size: int, progress:
     done = 0
     for table in tables:
         primary_key = table.primary_key.columns.values()[0]
-        result = source.execution_options(yield_per=batch_size).execute(select(table).order_by(primary_key))
+        result = source.execute(select(table).order_by(primary_key).execution_options(yield_per=batch_size))
         for partition in result.partitions():
             for batch in _in_statements(target, table, [dict(row._mapping) for row in partition]):
                 target.execute(insert(table), batch)

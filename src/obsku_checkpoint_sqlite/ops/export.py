@@ -65,7 +65,6 @@ def export_sessions(
     with_threads = thread_transfer.count_in(conn, selection) > 0
     if with_threads:
         counts.update(dict.fromkeys(thread_transfer.COUNT_KEYS.values(), 0))
-    streaming = conn.execution_options(yield_per=BATCH_SIZE)
     from ..db import migrate  # Alembic loads only when a transfer runs, not on every import.
 
     with target.attempt() as out:
@@ -85,20 +84,24 @@ def export_sessions(
                 break
             for session in batch:
                 out.write(_record("session", session._mapping))
-                for row in streaming.execute(
-                    select(messages).where(messages.c.session_id == session.id).order_by(messages.c.id)
+                for row in conn.execute(
+                    select(messages)
+                    .where(messages.c.session_id == session.id)
+                    .order_by(messages.c.id)
+                    .execution_options(yield_per=BATCH_SIZE)
                 ):
                     out.write(_record("message", row._mapping))
                     counts["messages"] += 1
-                for row in streaming.execute(
+                for row in conn.execute(
                     select(checkpoints)
                     .where(checkpoints.c.session_id == session.id)
                     .order_by(checkpoints.c.created_at, checkpoints.c.version, checkpoints.c.id)
+                    .execution_options(yield_per=BATCH_SIZE)
                 ):
                     out.write(_record("checkpoint", row._mapping))
                     counts["checkpoints"] += 1
                 if with_threads:
-                    for kind, record in thread_transfer.records(streaming, session.id):
+                    for kind, record in thread_transfer.records(conn, session.id):
                         out.write(record)
                         counts[thread_transfer.COUNT_KEYS[kind]] += 1
                 counts["sessions"] += 1

@@ -121,7 +121,7 @@ def plan_prune(conn: Connection, policy: PrunePolicy) -> PrunePlan:
         )
     group: tuple[str, str] | None = None
     rank = 0
-    for row in conn.execution_options(yield_per=5000).execute(query):
+    for row in conn.execute(query.execution_options(yield_per=5000)):
         if (row.session_id, row.namespace) != group:
             group, rank = (row.session_id, row.namespace), 0
         rank += 1
@@ -153,7 +153,7 @@ def plan_prune(conn: Connection, policy: PrunePolicy) -> PrunePlan:
                 .join(parent_session, parent_session.c.id == parent.c.session_id)
                 .where(parent_session.c.workspace_id == policy.workspace_id)
             )
-        links = conn.execution_options(yield_per=5000).execute(links_query)
+        links = conn.execute(links_query.execution_options(yield_per=5000))
         pending = [row.parent_id for row in links if row.parent_id in selected and row.id not in selected]
         pending += [origin for session_id, origin in fork_origin.items() if session_id not in idle]
         while pending:

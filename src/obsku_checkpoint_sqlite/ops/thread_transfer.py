@@ -53,11 +53,12 @@ def count_in(conn: Connection, selection: Select[Any]) -> int:
     return int(conn.execute(counted).scalar_one())
 
 
-def records(streaming: Connection, session_id: str) -> Iterator[tuple[str, bytes]]:
+def records(conn: Connection, session_id: str) -> Iterator[tuple[str, bytes]]:
     """A session's LangGraph records as export lines: checkpoints, then writes, in key order."""
     for kind, table in KINDS.items():
         key = list(table.primary_key.columns)
-        for row in streaming.execute(select(table).where(table.c.session_id == session_id).order_by(*key)):
+        query = select(table).where(table.c.session_id == session_id).order_by(*key)
+        for row in conn.execute(query.execution_options(yield_per=BATCH_ROWS)):
             values = {
                 str(name): base64.b64encode(value).decode() if name in BYTES_COLUMNS else value
                 for name, value in row._mapping.items()

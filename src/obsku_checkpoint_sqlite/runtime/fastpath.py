@@ -27,7 +27,7 @@ import logging
 import os
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
@@ -39,8 +39,6 @@ from .failures import CommitInterrupted
 
 # psycopg's TransactionStatus.IDLE: no transaction open on the connection.
 IDLE = 0
-
-T = TypeVar("T")
 
 # Set OBSKU_SHORT_PATH=0 to run every statement through SQLAlchemy (the parity tests do).
 ENABLED = os.environ.get("OBSKU_SHORT_PATH", "1") != "0"
@@ -62,11 +60,12 @@ def execute(conn: Connection, statement: Executable, params: dict[str, Any]) -> 
     if form is None or not _direct_allowed(conn):
         return conn.execute(statement, params)
     args = form.args(params)
-    guard = _Guard(conn, form.sql, args)
-    with guard:
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
         cursor.execute(form.sql, args)
-    return _DirectResult(cursor, guard)
+    except Exception as exc:
+        raise _wrapped(conn, form.sql, args, exc) from exc
+    return _DirectResult(cursor, conn, form.sql, args)
 
 
 @contextlib.contextmanager
@@ -90,7 +89,7 @@ def pipeline(conn: Connection) -> Iterator[bool]:
     # BEGIN is one more statement of the pipeline.
     dbapi_connection.autocommit = True
     try:
-        with _Guard(conn, "(pipeline)", None), dbapi_connection.pipeline():
+        with _wrapping_errors(conn, "(pipeline)"), dbapi_connection.pipeline():
             dbapi_connection.cursor().execute("BEGIN")
             yield True
             dbapi_connection.cursor().execute("COMMIT")
@@ -186,45 +185,37 @@ def _result_columns(statement: Executable) -> Iterable[Any]:
     return getattr(statement, "exported_columns", ())
 
 
-class _Guard:
-    """Wraps the driver's errors as ``Connection.execute`` would, invalidating a lost connection."""
+def _wrapped(conn: Connection, sql: str, args: Any, exc: Exception) -> Exception:
+    """The driver's error ``exc`` as ``Connection.execute`` would raise it, the connection
+    invalidated if the dialect says it was lost; any other exception as it is."""
+    dialect = conn.dialect
+    error_class = dialect.loaded_dbapi.Error
+    if not isinstance(exc, error_class):
+        return exc
+    lost = bool(dialect.is_disconnect(exc, conn.connection.dbapi_connection, None))
+    if lost:
+        conn.invalidate(exc)
+    return DBAPIError.instance(sql, args, exc, error_class, connection_invalidated=lost, dialect=dialect)
 
-    __slots__ = ("args", "conn", "sql")
 
-    def __init__(self, conn: Connection, sql: str, args: Any) -> None:
-        self.conn = conn
-        self.sql = sql
-        self.args = args
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        dialect = self.conn.dialect
-        error_class = dialect.loaded_dbapi.Error
-        if exc is None or not isinstance(exc, error_class):
-            return
-        dbapi_connection = self.conn.connection.dbapi_connection
-        lost = bool(dialect.is_disconnect(exc, dbapi_connection, None))
-        if lost:
-            self.conn.invalidate(exc)
-        raise DBAPIError.instance(
-            self.sql, self.args, exc, error_class, connection_invalidated=lost, dialect=dialect
-        ) from exc
-
-    def run(self, read: Callable[[], T]) -> T:
-        with self:
-            return read()
+@contextlib.contextmanager
+def _wrapping_errors(conn: Connection, sql: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        raise _wrapped(conn, sql, None, exc) from exc
 
 
 class _DirectResult:
     """The part of ``CursorResult`` the operations use, over a driver's cursor."""
 
-    __slots__ = ("_cursor", "_guard")
+    __slots__ = ("_args", "_conn", "_cursor", "_sql")
 
-    def __init__(self, cursor: Any, guard: _Guard) -> None:
+    def __init__(self, cursor: Any, conn: Connection, sql: str, args: Any) -> None:
         self._cursor = cursor
-        self._guard = guard
+        self._conn = conn
+        self._sql = sql
+        self._args = args
 
     def __iter__(self) -> Any:
         return iter(self.all())
@@ -232,16 +223,25 @@ class _DirectResult:
     def first(self) -> Any:
         # Closing resets the statement now rather than when the cursor is collected.
         cursor = self._cursor
-        row = self._guard.run(cursor.fetchone)
+        try:
+            row = cursor.fetchone()
+        except Exception as exc:
+            raise _wrapped(self._conn, self._sql, self._args, exc) from exc
         cursor.close()
         return row
 
     def all(self) -> list[Any]:
-        return self._guard.run(self._cursor.fetchall)
+        try:
+            return self._cursor.fetchall()  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise _wrapped(self._conn, self._sql, self._args, exc) from exc
 
     def one_or_none(self) -> Any:
         cursor = self._cursor
-        rows = self._guard.run(lambda: cursor.fetchmany(2))
+        try:
+            rows = cursor.fetchmany(2)
+        except Exception as exc:
+            raise _wrapped(self._conn, self._sql, self._args, exc) from exc
         cursor.close()
         if len(rows) > 1:
             raise MultipleResultsFound("Multiple rows were found when one or none was required")
