@@ -62,8 +62,21 @@ CREATE INDEX IF NOT EXISTS idx_sessions_workspace ON sessions(workspace_id, upda
 CREATE INDEX IF NOT EXISTS idx_messages_session ON messages(session_id, created_at);
 CREATE INDEX IF NOT EXISTS idx_checkpoints_session ON checkpoints(session_id, namespace, step);
 CREATE UNIQUE INDEX IF NOT EXISTS idx_checkpoints_version ON checkpoints(session_id, namespace, version);
-CREATE TABLE entities (id TEXT PRIMARY KEY, session_id TEXT, name TEXT);
-CREATE TABLE facts (id TEXT PRIMARY KEY, entity_id TEXT, body TEXT);
+CREATE TABLE IF NOT EXISTS entities (
+    id TEXT PRIMARY KEY, session_id TEXT NOT NULL, workspace_id TEXT, name TEXT NOT NULL, type TEXT NOT NULL,
+    attributes TEXT, relationships TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, embedding BLOB,
+    FOREIGN KEY (session_id) REFERENCES sessions(id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS idx_entities_session ON entities(session_id);
+CREATE INDEX IF NOT EXISTS idx_entities_workspace ON entities(workspace_id);
+CREATE INDEX IF NOT EXISTS idx_entities_type ON entities(type);
+CREATE TABLE IF NOT EXISTS facts (
+    id TEXT PRIMARY KEY, workspace_id TEXT, content TEXT NOT NULL, confidence REAL DEFAULT 1.0,
+    source_session_id TEXT, created_at INTEGER NOT NULL, embedding BLOB,
+    FOREIGN KEY (source_session_id) REFERENCES sessions(id) ON DELETE SET NULL
+);
+CREATE INDEX IF NOT EXISTS idx_facts_workspace ON facts(workspace_id);
+CREATE INDEX IF NOT EXISTS idx_facts_confidence ON facts(confidence);
 """
 
 SESSION_ID = "5f0c2a8e-8a52-4d5c-9b4e-0d5f3c1f2a11"
@@ -110,7 +123,11 @@ def typescript_database(tmp_path: Path) -> str:
             '["report"]', '{"backEdge":"scan->plan","iteration":2}', "loop", 1717243204000,
         ),
     )  # fmt: skip
-    connection.execute("INSERT INTO entities VALUES ('e1', ?, 'example.com')", (SESSION_ID,))
+    connection.execute(
+        "INSERT INTO entities (id, session_id, name, type, created_at, updated_at)"
+        " VALUES ('e1', ?, 'example.com', 'domain', 1717243204000, 1717243204000)",
+        (SESSION_ID,),
+    )
     connection.commit()
     connection.close()
     return f"sqlite:///{path}"

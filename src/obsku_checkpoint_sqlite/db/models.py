@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, MetaData, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from .types import Blob, Key, Payload, millis
+from .types import Blob, Embedding, Key, Payload, confidence, millis
 
 # Identical constraint names on every backend, so migrations can address them.
 NAMING_CONVENTION = {
@@ -162,3 +162,48 @@ class LangGraphWriteRecord(Base):
     type: Mapped[str] = mapped_column(Key(NAME_LENGTH))
     value: Mapped[bytes] = mapped_column(Blob())
     task_path: Mapped[str] = mapped_column(Payload())
+
+
+# --- The memory store (entities and facts) ----------------------------------------------------
+# The TypeScript package's two memory tables: the same names, columns, nullability, defaults,
+# foreign-key actions and index names, so either package reads and writes the other's rows.
+
+
+class EntityRecord(Base):
+    __tablename__ = "entities"
+
+    id: Mapped[str] = mapped_column(Key(ID_LENGTH), primary_key=True)
+    session_id: Mapped[str] = mapped_column(Key(ID_LENGTH), ForeignKey("sessions.id", ondelete="CASCADE"))
+    workspace_id: Mapped[str | None] = mapped_column(Key(NAME_LENGTH))
+    name: Mapped[str] = mapped_column(Payload())
+    type: Mapped[str] = mapped_column(Key(NAME_LENGTH))
+    attributes: Mapped[str | None] = mapped_column(Payload())
+    relationships: Mapped[str | None] = mapped_column(Payload())
+    created_at: Mapped[int] = mapped_column(millis())
+    updated_at: Mapped[int] = mapped_column(millis())
+    embedding: Mapped[str | bytes | None] = mapped_column(Embedding())
+
+    __table_args__ = (
+        Index("idx_entities_session", "session_id"),
+        Index("idx_entities_workspace", "workspace_id"),
+        Index("idx_entities_type", "type"),
+    )
+
+
+class FactRecord(Base):
+    __tablename__ = "facts"
+
+    id: Mapped[str] = mapped_column(Key(ID_LENGTH), primary_key=True)
+    workspace_id: Mapped[str | None] = mapped_column(Key(NAME_LENGTH))
+    content: Mapped[str] = mapped_column(Payload())
+    confidence: Mapped[float | None] = mapped_column(confidence(), server_default=text("1.0"))
+    source_session_id: Mapped[str | None] = mapped_column(
+        Key(ID_LENGTH), ForeignKey("sessions.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[int] = mapped_column(millis())
+    embedding: Mapped[str | bytes | None] = mapped_column(Embedding())
+
+    __table_args__ = (
+        Index("idx_facts_workspace", "workspace_id"),
+        Index("idx_facts_confidence", "confidence"),
+    )

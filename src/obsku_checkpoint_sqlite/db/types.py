@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text
+from sqlalchemy import REAL, BigInteger, Integer, LargeBinary, String, Text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
@@ -111,3 +111,46 @@ def _lower_on_sqlite(element: unicode_lower, compiler: SQLCompiler, **kw: Any) -
 def _is_mariadb(dialect: Dialect) -> bool:
     # Before the first connection the dialect only knows what the URL said.
     return bool(getattr(dialect, "is_mariadb", False)) or dialect.name == "mariadb"
+
+
+class Embedding(TypeDecorator[Any]):
+    """An embedding column: the JSON text of a number array, as the TypeScript package writes it.
+
+    Declared ``BLOB`` on SQLite and ``BYTEA`` on PostgreSQL, as there. The TypeScript package
+    binds a string, so SQLite keeps its values with storage class TEXT: on SQLite the value
+    passes through as it is (``str`` or ``bytes``), so a row is read and copied byte for byte.
+    Elsewhere the column holds the text's UTF-8 bytes (``LONGBLOB`` on MariaDB).
+    """
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.LONGBLOB())
+        return dialect.type_descriptor(LargeBinary())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if isinstance(value, str) and dialect.name != "sqlite":
+            return value.encode()
+        return value
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return None
+        return super().bind_processor(dialect)
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        if dialect.name == "sqlite":
+            return None
+        return super().result_processor(dialect, coltype)
+
+
+def confidence() -> TypeEngine[float]:
+    """A fact's confidence: ``REAL`` as the TypeScript package declares it.
+
+    That is an 8-byte double on SQLite and a 4-byte ``real`` on PostgreSQL (the TypeScript
+    PostgreSQL schema's type, kept so both packages see the same values); MariaDB's
+    closest equivalent of SQLite's ``REAL`` is ``DOUBLE``.
+    """
+    return REAL().with_variant(mysql.DOUBLE(), "mysql", "mariadb")
