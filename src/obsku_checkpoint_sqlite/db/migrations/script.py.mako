@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from obsku_checkpoint_sqlite.types import Key, Payload, millis
+from obsku_checkpoint_sqlite.db.types import Key, Payload, millis
 ${imports if imports else ""}
 
 revision: str = ${repr(up_revision)}
