@@ -341,16 +341,22 @@ def test_a_thread_moves_its_updated_at_at_most_once_a_second(
 ) -> None:
     thread_id = f"t-{uuid.uuid4()}"
     first = put(saver, thread_id)
-    created = store.get_session(thread_id)
-    assert created is not None
+
+    def updated_at(value: int | None = None) -> int:
+        with store._runner.engine.begin() as conn:
+            if value is not None:
+                conn.execute(
+                    text("UPDATE sessions SET updated_at = :at WHERE id = :id"), {"at": value, "id": thread_id}
+                )
+            return int(conn.execute(text("SELECT updated_at FROM sessions WHERE id = :id"), {"id": thread_id}).scalar())
+
+    moved_now = updated_at(now_ms() - 200)  # moved less than a second ago: left as it is
     put(saver, thread_id, parent=first)
-    assert store.get_session(thread_id) == created  # within the second: the row is not rewritten
-    with store._runner.engine.begin() as conn:
-        conn.execute(text("UPDATE sessions SET updated_at = 0 WHERE id = :id"), {"id": thread_id})
+    assert updated_at() == moved_now
+    updated_at(now_ms() - 1500)  # more than a second ago: moved to the new checkpoint's time
+    before = now_ms()
     put(saver, thread_id, parent=first)
-    moved = store.get_session(thread_id)
-    assert moved is not None
-    assert moved.updated_at >= created.updated_at
+    assert updated_at() >= before
 
 
 def test_postgresql_reads_a_thread_by_index_however_long(tmp_path: Path) -> None:
