@@ -15,6 +15,7 @@ from sqlalchemy.pool import StaticPool
 from ..errors import DatabaseUnavailableError, DriverNotInstalledError
 from .failures import DEFAULT_LOCK_TIMEOUT
 from .liveness import CHECKED_DRIVERS, install_liveness_check
+from .mysql import skip_idle_transaction_ends
 from .sqlite import configure_sqlite_engine
 from .urls import EXTRAS, blocking_url, is_memory_sqlite, normalize_url
 
@@ -32,6 +33,8 @@ def create_sync_engine(url: str | URL, *, lock_timeout: float = DEFAULT_LOCK_TIM
     configure_engine(engine, owned=True, lock_timeout=lock_timeout)
     if engine.dialect.driver in CHECKED_DRIVERS and not options.get("pool_pre_ping"):
         install_liveness_check(engine)
+    if engine.dialect.driver == "pymysql":
+        skip_idle_transaction_ends(engine)
     return engine
 
 

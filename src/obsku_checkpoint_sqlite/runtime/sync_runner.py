@@ -69,7 +69,12 @@ class SyncRunner:
         self.errors = driver_errors(engine.dialect)
         # What an attempt can fail with: a driver error, or one that interrupted the commit.
         self.failures: tuple[type[Exception], ...] = (CommitInterrupted, *self.errors)
-        self._autocommit_reads = engine.dialect.driver == "psycopg" and not engine.dialect.is_async
+        # Reads that need no snapshot run outside a transaction: on psycopg by switching the
+        # connection's client-side mode for the call; on PyMySQL, where switching is a round
+        # trip, on connections kept in autocommit mode for reads alone (see runtime.mysql).
+        driver = engine.dialect.driver if not engine.dialect.is_async else None
+        self._autocommit_reads = driver == "psycopg" or (driver == "pymysql" and owns_engine)
+        self._reader_connections = driver == "pymysql"
         self._owns_engine = owns_engine
         self._auto_migrate = auto_migrate
         self._schema_ready = False
@@ -82,6 +87,7 @@ class SyncRunner:
         # caller's engine, whose pool the caller sized for its own use, nor where the pool
         # must pre-ping (a driver whose socket cannot be checked).
         self._idle: list[Connection] | None = None
+        self._readers: list[Connection] = []
         self._check_idle = self.dialect_name != "sqlite"
         if owns_engine and (not self._check_idle or engine.dialect.driver in CHECKED_DRIVERS):
             self._idle = []
@@ -211,10 +217,33 @@ class SyncRunner:
         finally:
             target_engine.dispose()
 
+    def _run_on_reader(self, operation: Operation[T], args: tuple[Any, ...]) -> T:
+        """``operation`` on a connection kept in autocommit mode, for reads that need no snapshot."""
+        readers = self._readers
+        try:
+            conn = readers.pop()
+            if not is_alive(conn.connection.dbapi_connection):
+                conn.invalidate()
+                conn.close()
+                raise IndexError
+        except IndexError:
+            conn = self.engine.connect()
+            conn.execution_options(isolation_level="AUTOCOMMIT")  # once per connection
+        try:
+            return in_transaction(conn, operation, args, False)
+        finally:
+            if not conn.invalidated and not conn.in_transaction() and self._readers is readers and len(readers) < 2:
+                readers.append(conn)
+            else:
+                _discard_reader(conn)
+
     def close(self) -> None:
         idle, self._idle = self._idle, None
         for conn in idle or ():
             conn.close()
+        readers, self._readers = self._readers, []
+        for conn in readers:
+            _discard_reader(conn)
         if self._owns_engine:
             self.engine.dispose()
 
@@ -259,6 +288,8 @@ class SyncRunner:
         return delay
 
     def _run_once(self, operation: Operation[T], args: tuple[Any, ...], write: bool, autocommit: bool) -> T:
+        if autocommit and self._reader_connections:
+            return self._run_on_reader(operation, args)
         idle = self._idle
         try:
             conn = idle.pop() if idle is not None else self.engine.connect()
@@ -281,6 +312,14 @@ class SyncRunner:
                 idle.append(conn)
             else:
                 conn.close()
+
+
+def _discard_reader(conn: Connection) -> None:
+    # Invalidated, not returned: the pool would switch it out of autocommit mode first, a
+    # round trip (and an error on a connection the server has closed) for nothing.
+    if not conn.invalidated:
+        conn.invalidate()
+    conn.close()
 
 
 def in_transaction(conn: Connection, operation: Operation[T], args: tuple[Any, ...], write: bool) -> T:
