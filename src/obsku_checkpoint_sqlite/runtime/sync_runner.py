@@ -328,7 +328,8 @@ def in_transaction(conn: Connection, operation: Operation[T], args: tuple[Any, .
     A driver error while committing comes out as ``CommitInterrupted``: the runners must
     not run a write again whose commit may have reached the database.
     """
-    conn.execution_options(**{WRITE_OPTION: write})
+    if conn.get_execution_options().get(WRITE_OPTION) is not write:
+        conn.execution_options(**{WRITE_OPTION: write})
     transaction = conn.begin()
     try:
         result = operation(conn, *args)
