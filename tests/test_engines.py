@@ -206,6 +206,7 @@ async def test_async_sqlite_keeps_the_wal_small_though_the_loop_never_checkpoint
 
 def test_a_caller_owned_sqlite_engine_is_not_patched_and_still_begins_writes_immediately(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'owned.db'}")
+
     def instance_methods() -> dict[str, Any]:
         return {name: value for name, value in vars(engine.dialect).items() if callable(value)}
 
