@@ -1,10 +1,13 @@
-"""The async face's runners: SQLite through a blocking runner, servers through an ``AsyncEngine``.
+"""The async face's runners: a plain URL through a blocking runner, an async driver through an ``AsyncEngine``.
 
-``ThreadRunner`` serves SQLite: bounded operations run on the event loop when they need
-not wait, the rest in a worker thread, one hop per operation rather than aiosqlite's one
-per statement. ``AsyncEngineRunner`` serves an ``AsyncEngine`` through
-``AsyncConnection.run_sync``. Export, import and copy read and write files and a second
-database with blocking calls, so both runners give them a worker thread (``offload``).
+``ThreadRunner`` serves a URL that names no async driver, on the blocking driver: on
+SQLite bounded operations run on the event loop when they need not wait, the rest in a
+worker thread, one hop per operation rather than aiosqlite's one per statement; on a
+server every operation runs in a worker thread, one hop per operation rather than a
+greenlet crossing per statement. ``AsyncEngineRunner`` serves an async driver's URL or an
+``AsyncEngine`` through ``AsyncConnection.run_sync``. Export, import and copy read and
+write files and a second database with blocking calls, so both runners give them a
+worker thread (``offload``).
 """
 
 from __future__ import annotations
