@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from . import _savers
 from ._workload import Timing
 
 FORK_LIMIT_MS = 100.0
@@ -12,7 +13,10 @@ FLAT_LIMIT = 1.3
 
 
 def check(
-    operations: dict[str, dict[str, Timing]], scaling: dict[str, Any] | None, servers: dict[str, Any] | None
+    operations: dict[str, dict[str, Timing]],
+    scaling: dict[str, Any] | None,
+    servers: dict[str, Any] | None,
+    savers: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     verdicts: list[dict[str, Any]] = []
     if operations:  # none with --servers-only
@@ -20,6 +24,8 @@ def check(
     if scaling is not None:
         verdicts += _scaling_verdicts(scaling)
     verdicts += server_verdicts(servers or {})
+    if savers is not None:
+        verdicts += _savers.verdicts(savers, FLAT_LIMIT)
     return verdicts
 
 

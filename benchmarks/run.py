@@ -4,6 +4,7 @@
     python -m benchmarks.run                          # full run, a few minutes
     python -m benchmarks.run --quick                  # fewer samples, smaller scaling set
     python -m benchmarks.run --servers-only --quick   # the PostgreSQL and MariaDB section alone
+    python -m benchmarks.run --savers-only --quick    # the LangGraph savers against LangGraph's own
 
 Prints a table of medians with each contender's ratio to the raw floor, checks every
 target of the performance issue, and writes ``benchmarks/results/latest.json``.
@@ -24,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import _environment, _scaling, _servers, _sqlite_suite, _targets
+from . import _environment, _savers, _scaling, _servers, _sqlite_suite, _targets
 from ._workload import Timing
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -37,10 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-servers", action="store_true", help="skip the PostgreSQL and MariaDB section")
     parser.add_argument("--no-scaling", action="store_true", help="skip the 1,000 vs 100,000 rows comparison")
     parser.add_argument("--servers-only", action="store_true", help="only the PostgreSQL and MariaDB section")
+    parser.add_argument("--no-savers", action="store_true", help="skip the LangGraph savers section")
+    parser.add_argument("--savers-only", action="store_true", help="only the LangGraph savers section")
     parser.add_argument("--directory", help="where to put the SQLite files (default: a temporary directory)")
     args = parser.parse_args(argv)
     if args.servers_only and args.no_servers:
         parser.error("--servers-only and --no-servers leave nothing to run")
+    if args.savers_only and (args.no_savers or args.servers_only):
+        parser.error("--savers-only goes with neither --no-savers nor --servers-only")
     return asyncio.run(_main(args))
 
 
@@ -52,19 +57,21 @@ async def _main(args: argparse.Namespace) -> int:
     started = time.monotonic()
     profile = _sqlite_suite.QUICK if args.quick else _sqlite_suite.FULL
     operations: dict[str, dict[str, Timing]] = {}
-    scaling = None
-    if not args.servers_only:
-        with tempfile.TemporaryDirectory(prefix="obsku-bench-", dir=args.directory) as directory:
+    scaling = servers = savers = None
+    with tempfile.TemporaryDirectory(prefix="obsku-bench-", dir=args.directory) as directory:
+        if not (args.servers_only or args.savers_only):
             report("hot operations on a SQLite file")
             operations = await _sqlite_suite.run_suite(directory, profile, report)
             if not args.no_scaling:
                 report("scaling")
                 scaling = await _scaling.run_scaling(directory, quick=args.quick, report=report)
-    servers = None
-    if not args.no_servers:
-        servers = await _servers.run_servers(_servers.QUICK if args.quick else _servers.FULL, report)
-    verdicts = _targets.check(operations, scaling, servers)
-    flags = [f"--{name.replace('_', '-')}" for name in ("quick", "servers_only", "no_servers", "no_scaling")
+        if not (args.no_servers or args.savers_only):
+            servers = await _servers.run_servers(_servers.QUICK if args.quick else _servers.FULL, report)
+        if not (args.no_savers or args.servers_only):
+            savers = await _savers.run_savers(directory, _savers.QUICK if args.quick else _savers.FULL, report)
+    verdicts = _targets.check(operations, scaling, servers, savers)
+    flags = [f"--{name.replace('_', '-')}" for name in
+             ("quick", "servers_only", "savers_only", "no_servers", "no_savers", "no_scaling")
              if getattr(args, name)]  # fmt: skip
     result: dict[str, Any] = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -75,6 +82,7 @@ async def _main(args: argparse.Namespace) -> int:
         "operations": {op: {name: t.as_json() for name, t in timings.items()} for op, timings in operations.items()},
         "scaling": scaling,
         "servers": servers,
+        "savers": savers,
         "targets": verdicts,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -98,7 +106,7 @@ def render(result: dict[str, Any], operations: dict[str, dict[str, Timing]]) -> 
     ]
     if not operations:
         lines.pop()
-        lines[-1] = "SQLite: not measured in this run (--servers-only)"
+        lines[-1] = "SQLite: not measured in this run (--servers-only or --savers-only)"
     for operation, timings in operations.items():
         floor = timings["floor"].median_us
         cells = [operation, _us(floor)]
@@ -117,6 +125,9 @@ def render(result: dict[str, Any], operations: dict[str, dict[str, Timing]]) -> 
     servers = result.get("servers")
     if servers:
         lines += ["", _servers.render(servers)]
+    savers = result.get("savers")
+    if savers:
+        lines += ["", _savers.render(savers)]
     lines += ["", _targets.render(result["targets"])]
     return "\n".join(lines)
 

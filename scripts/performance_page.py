@@ -142,6 +142,7 @@ def render(result: dict[str, Any]) -> str:
         OPERATION_NOTES if operations else "",
         scaling_section(result.get("scaling")),
         servers_section(result.get("servers")),
+        savers_section(result.get("savers")),
         targets_section(result["targets"]),
         TARGET_NOTES.format(floor_vs_put=floor_versus_put(operations)),
         DESIGN_NOTES,
@@ -167,7 +168,7 @@ def environment_section(result: dict[str, Any]) -> str:
 
 def operations_section(operations: dict[str, dict[str, dict[str, Any]]]) -> str:
     if not operations:
-        return "## Operations\n\nNot measured in this run (`--servers-only`)."
+        return "## Operations\n\nNot measured in this run (`--servers-only` or `--savers-only`)."
     headers = [CONTENDERS[name] for name in CONTENDERS]
     lines = [
         "## Operations",
@@ -196,7 +197,7 @@ def operations_section(operations: dict[str, dict[str, dict[str, Any]]]) -> str:
 def scaling_section(scaling: dict[str, Any] | None) -> str:
     lines = ["## Scaling", ""]
     if not scaling:
-        return "\n".join([*lines, "Not measured in this run (`--no-scaling` or `--servers-only`)."])
+        return "\n".join([*lines, "Not measured in this run (`--no-scaling`, `--servers-only` or `--savers-only`)."])
     small, large = scaling["small"], scaling["large"]
     lines += [
         f"The same operations on a session of {small:,} and of {large:,} rows (another session's rows "
@@ -228,7 +229,7 @@ def servers_section(servers: dict[str, Any] | None) -> str:
         return server_operations_section(servers)
     lines = ["## Server throughput", ""]
     if not servers:
-        return "\n".join([*lines, "Not measured in this run (`--no-servers`)."])
+        return "\n".join([*lines, "Not measured in this run (`--no-servers` or `--savers-only`)."])
     measured = [result for result in servers.values() if "throughput" in result]
     writers = sorted(
         {int(key) for result in measured for by in result["throughput"].values() for key in by if key.isdigit()}
@@ -367,6 +368,93 @@ def server_operations_section(servers: dict[str, Any]) -> str:
     ]
     if windows:
         lines += ["", "Throughput windows: " + "; ".join(windows) + "."]
+    return "\n".join(lines)
+
+
+SAVER_CONTENDERS = {
+    "sqlite": {"sync": "ObskuSaver", "async": "AsyncObskuSaver", "peer": "SqliteSaver",
+               "peer_async": "AsyncSqliteSaver"},
+    "postgresql": {"sync": "ObskuSaver", "async": "AsyncObskuSaver", "peer": "PostgresSaver",
+                   "peer_async": "AsyncPostgresSaver"},
+}  # fmt: skip
+SAVER_BACKENDS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+
+SAVERS_INTRO = """\
+The store's LangGraph checkpointers, `ObskuSaver` and `AsyncObskuSaver` (opened with `from_conn_string`,
+then `setup()`), against LangGraph's own on the same calls, taking turns in a freshly shuffled order each
+round: `SqliteSaver` and `AsyncSqliteSaver` on a SQLite file of their own (WAL, and `synchronous=NORMAL`
+set on their connection, the store's settings), `PostgresSaver` and `AsyncPostgresSaver` on psycopg
+connections opened as LangGraph's documentation opens them, in a scratch database of their own.
+
+Each saver writes to a thread of its own: `put` of a checkpoint whose channel values are 20 node
+results of 200 characters (each a new version), `put_writes` of 4 writes under a new task id. It
+reads a thread preloaded with {history:,} checkpoints (one in ten in the namespace "tools") through
+its own `put`: `get_tuple` of the latest checkpoint (20 channel values, 4 pending writes) and
+`list(config, limit=10)`, in the namespace "" (`[ns]`) and without a namespace (`[any]`). The scaling
+table runs `list` without a namespace on that thread and on one of {small:,} checkpoints, interleaved.
+
+```bash
+python -m benchmarks.run --savers-only           # this section alone
+python -m benchmarks.run --savers-only --quick   # fewer samples
+```
+"""
+
+
+def savers_section(savers: dict[str, Any] | None) -> str:
+    """The LangGraph checkpointers against LangGraph's own; nothing for a run without them."""
+    if not savers:
+        return ""
+    measured = [result for result in savers.values() if "operations" in result]
+    if not measured:
+        return "## LangGraph checkpointers\n\nNot measured in this run: " + "; ".join(
+            f"{backend}: {result.get('skipped', 'no result')}" for backend, result in savers.items()
+        )
+    workload = {"history": measured[0]["history"], "small": measured[0]["small"]}
+    lines = ["## LangGraph checkpointers", "", SAVERS_INTRO.format(**workload).rstrip("\n")]
+    for backend, result in savers.items():
+        lines += ["", f"### {SAVER_BACKENDS.get(backend, backend)}", ""]
+        if "operations" not in result:
+            lines.append(f"Not measured in this run: {result.get('skipped', 'no result')}.")
+            continue
+        labels = SAVER_CONTENDERS.get(backend, {})
+        where = f"{result['server_version']}. " if "server_version" in result else ""
+        lines += [
+            f"{where}Median / 90th percentile of one call in µs unless marked, {result['rounds']} rounds of "
+            f"{result['calls']} calls each (fewer for a list that sorts the whole thread: see the samples).",
+            "",
+            "| operation | " + " | ".join(labels.values()) + " | samples |",
+            "|---|" + "---:|" * (len(labels) + 1),
+        ]
+        for operation, timings in result["operations"].items():
+            cells = [operation]
+            for name in labels:
+                timing = timings.get(name)
+                cells.append(f"{duration(timing['median_us'])} / {duration(timing['p90_us'])}" if timing else "–")
+            counts = {name: timing["n"] for name, timing in timings.items()}
+            common = max(set(counts.values()), key=list(counts.values()).count)
+            others = [f"{n:,} for {labels.get(name, name)}" for name, n in counts.items() if n != common]
+            cells.append("; ".join([f"{common:,}", *others]))
+            lines.append("| " + " | ".join(cells) + " |")
+        scaling = result.get("scaling")
+        if scaling:
+            small, large = scaling["small"], scaling["large"]
+            lines += [
+                "",
+                f"`{scaling['operation']}` on a thread of {small:,} and of {large:,} checkpoints, median µs; "
+                "a ratio near 1 means the cost does not grow with the thread.",
+                "",
+                f"| saver | @{small:,} | @{large:,} | ratio |",
+                "|---|---:|---:|---:|",
+            ]
+            for name, row in scaling["contenders"].items():
+                lines.append(
+                    f"| {labels.get(name, name)} | {duration(row['small_us'])} | {duration(row['large_us'])} "
+                    f"| {row['ratio']:.2f}× |"
+                )
+        preload = result.get("preload_s")
+        if preload:
+            lines += ["", f"Preloading through `put` took {preload['ours']:g} s (the store's savers) and "
+                      f"{preload['peer']:g} s (LangGraph's)."]  # fmt: skip
     return "\n".join(lines)
 
 
