@@ -49,7 +49,7 @@ session of its own.
 
 ```bash
 pip install -e ".[bench]"                            # LangGraph's savers, the server drivers, psutil
-python -m benchmarks.run                             # full run, about 3 minutes
+python -m benchmarks.run                             # full run: SQLite, scaling, servers, savers (~8 min)
 python -m benchmarks.run --quick                     # under a minute: fewer samples, a smaller scaling set
 python -m benchmarks.run --no-servers --no-scaling   # SQLite hot paths only
 python scripts/performance_page.py                   # this page, from benchmarks/results/latest.json
