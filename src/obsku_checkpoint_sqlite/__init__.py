@@ -33,13 +33,17 @@ from .errors import (
     CheckpointVersionConflictError,
     DatabaseUnavailableError,
     DriverNotInstalledError,
+    EmbeddingDeserializationError,
+    EntityNotFoundError,
     ExportFormatError,
     ImportConflictError,
     LockTimeoutError,
     PayloadTooLargeError,
     SchemaError,
     SessionNotFoundError,
+    VectorDimensionError,
 )
+from .memory_dto import Entity, EntityRelationship, Fact, MemoryResults
 from .store import SqlAlchemyCheckpointStore, SqliteCheckpointStore
 
 try:
@@ -59,9 +63,15 @@ __all__ = [
     "CycleState",
     "DatabaseUnavailableError",
     "DriverNotInstalledError",
+    "EmbeddingDeserializationError",
+    "Entity",
+    "EntityNotFoundError",
+    "EntityRelationship",
     "ExportFormatError",
+    "Fact",
     "ImportConflictError",
     "LockTimeoutError",
+    "MemoryResults",
     "NodeResults",
     "PayloadTooLargeError",
     "PruneReport",
@@ -78,5 +88,6 @@ __all__ = [
     "SummaryPage",
     "ToolCall",
     "TransferReport",
+    "VectorDimensionError",
     "__version__",
 ]

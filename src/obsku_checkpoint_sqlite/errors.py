@@ -131,3 +131,39 @@ class ExportFormatError(CheckpointStoreError):
 
 class ImportConflictError(CheckpointStoreError):
     """An imported row's id exists in the target already."""
+
+
+class EntityNotFoundError(CheckpointStoreError, LookupError):
+    """``update_entity`` was given the id of no entity."""
+
+    def __init__(self, entity_id: str) -> None:
+        super().__init__(f"Entity not found: {entity_id}")
+        self.entity_id = entity_id
+
+
+class VectorDimensionError(CheckpointStoreError, ValueError):
+    """Two vectors of different lengths were compared: ``dimension_a`` is the query's.
+
+    Raised for a stored embedding whose length differs from the query's (``row_id`` names
+    the row) and, before anything is read, for a query vector that is empty.
+    """
+
+    def __init__(self, dimension_a: int, dimension_b: int, *, row_id: str | None = None) -> None:
+        where = f" (row {row_id})" if row_id is not None else ""
+        super().__init__(f"Vector dimensions must match: {dimension_a} vs {dimension_b}{where}")
+        self.dimension_a = dimension_a
+        self.dimension_b = dimension_b
+        self.row_id = row_id
+
+
+class EmbeddingDeserializationError(CheckpointStoreError):
+    """A stored embedding is not the JSON text of an array of finite numbers.
+
+    ``row_id`` names the row (entity or fact id), ``table`` its table.
+    """
+
+    def __init__(self, reason: str, *, table: str, row_id: str) -> None:
+        super().__init__(f"Failed to deserialize embedding of {table} row {row_id}: {reason}")
+        self.reason = reason
+        self.table = table
+        self.row_id = row_id

@@ -13,10 +13,10 @@ try:
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installed extras
     raise SystemExit(f'obsku-checkpoint needs {exc.name}: pip install "obsku-checkpoint-sqlite[cli]"') from None
 
-from . import changing, moving, reading, schema
+from . import changing, memory, moving, reading, schema
 from .application import app, parse_age
 
-__all__ = ["app", "changing", "main", "moving", "parse_age", "reading", "schema"]
+__all__ = ["app", "changing", "main", "memory", "moving", "parse_age", "reading", "schema"]
 
 
 def main() -> None:

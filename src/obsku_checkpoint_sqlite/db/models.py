@@ -187,6 +187,8 @@ class EntityRecord(Base):
         Index("idx_entities_session", "session_id"),
         Index("idx_entities_workspace", "workspace_id"),
         Index("idx_entities_type", "type"),
+        # A search's candidates (id and change marker) read from the index alone.
+        Index("idx_entities_search", "workspace_id", "updated_at", "id"),
     )
 
 
@@ -206,4 +208,5 @@ class FactRecord(Base):
     __table_args__ = (
         Index("idx_facts_workspace", "workspace_id"),
         Index("idx_facts_confidence", "confidence"),
+        Index("idx_facts_search", "workspace_id", "created_at", "id"),
     )

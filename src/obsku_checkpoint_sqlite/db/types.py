@@ -153,4 +153,4 @@ def confidence() -> TypeEngine[float]:
     PostgreSQL schema's type, kept so both packages see the same values); MariaDB's
     closest equivalent of SQLite's ``REAL`` is ``DOUBLE``.
     """
-    return REAL().with_variant(mysql.DOUBLE(), "mysql", "mariadb")
+    return REAL().with_variant(mysql.DOUBLE(asdecimal=False), "mysql", "mariadb")

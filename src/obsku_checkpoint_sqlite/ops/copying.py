@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, func, insert, select
 
+from ..db.memory_queries import entities, facts
 from ..db.queries import checkpoints, messages, sessions
 from ..db.thread_queries import lg_checkpoints, lg_writes
 from ..db.values import STATEMENT_ALLOWANCE, check_statement_size, statement_limit
@@ -37,8 +38,9 @@ def copy_rows(source: Connection, target: Connection, batch_size: int, progress:
             f"The target database holds {existing} sessions already: copy needs an empty one. "
             "To merge into it, use export and import."
         )
-    # A LangGraph thread is a session with rows in the last two tables.
-    tables = (sessions, messages, checkpoints, lg_checkpoints, lg_writes)
+    # A LangGraph thread is a session with rows in lg_checkpoints and lg_writes; the memory
+    # store's entities and facts go whole, their embeddings' stored values as they are.
+    tables = (sessions, messages, checkpoints, lg_checkpoints, lg_writes, entities, facts)
     totals = {table.name: source.execute(select(func.count()).select_from(table)).scalar_one() for table in tables}
     grand_total = sum(totals.values())
     done = 0

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, delete, func, select, update
 
+from ..db.memory_queries import entities, facts
 from ..db.queries import checkpoints, messages, sessions
 from ..db.thread_queries import lg_checkpoints, lg_writes
 from ..db.values import now_ms
@@ -246,8 +247,11 @@ def delete_idle_sessions(
     # Explicit deletes, not only the cascade, as in delete_session.
     deleted_messages = conn.execute(delete(messages).where(messages.c.session_id.in_(still_idle))).rowcount
     deleted_checkpoints = conn.execute(delete(checkpoints).where(checkpoints.c.session_id.in_(still_idle))).rowcount
-    for table in (lg_writes, lg_checkpoints):  # a LangGraph thread's rows
+    for table in (lg_writes, lg_checkpoints, entities):  # a LangGraph thread's rows, the memory's entities
         conn.execute(delete(table).where(table.c.session_id.in_(still_idle)))
+    # Facts stay, no longer attributed to a pruned session (ON DELETE SET NULL).
+    source = facts.c.source_session_id
+    conn.execute(update(facts).where(source.in_(still_idle)).values(source_session_id=None))
     deleted_sessions = conn.execute(delete(sessions).where(sessions.c.id.in_(still_idle))).rowcount
     return int(deleted_sessions), int(deleted_checkpoints), int(deleted_messages)
 

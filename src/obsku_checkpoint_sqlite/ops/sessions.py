@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Select, delete, update
 
 from ..bounds import ID_LENGTH, INT64_MAX, INT64_MIN, check_text
 from ..db import queries
+from ..db.memory_queries import entities, facts
 from ..db.queries import checkpoints, messages, sessions
 from ..db.rows import AnyRow, session_from_row, sessions_from_rows
 from ..db.thread_queries import lg_checkpoints, lg_writes
@@ -75,8 +76,10 @@ def delete_session(conn: Connection, session_id: str) -> None:
     execute(conn, queries.LOCK_SESSION, {"session_id": session_id})
     # Explicit deletes, not only the cascade: a database adopted from elsewhere may
     # have been built without enforced foreign keys. A LangGraph thread's rows go too.
-    for table in (messages, checkpoints, lg_writes, lg_checkpoints):
+    for table in (messages, checkpoints, lg_writes, lg_checkpoints, entities):
         conn.execute(delete(table).where(table.c.session_id == session_id))
+    # Its facts stay, no longer attributed to it (the foreign key's ON DELETE SET NULL).
+    conn.execute(update(facts).where(facts.c.source_session_id == session_id).values(source_session_id=None))
     conn.execute(delete(sessions).where(sessions.c.id == session_id))
 
 

@@ -1,0 +1,108 @@
+"""Decoded embeddings kept between searches: float32 matrices per table and dimension.
+
+Process state shared by the threads of a store, so it lives here, the one layer that
+knows threads: ``ops.memory_search`` fills and reads it under its lock.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import Engine
+
+
+@dataclass
+class Block:
+    """The vectors of one dimension: unit rows of float32 (zero rows for zero vectors)."""
+
+    matrix: NDArray[np.float32]
+    used: int = 0
+    free: list[int] = field(default_factory=list)
+
+    def put(self, vector: NDArray[np.float32], slot: int | None) -> int:
+        if slot is None:
+            if self.free:
+                slot = self.free.pop()
+            else:
+                if self.used == len(self.matrix):
+                    # Grown by a quarter: the cache stays within 25 % of the vectors' float32 size.
+                    size = len(self.matrix) + max(64, len(self.matrix) // 4)
+                    grown = np.zeros((size, self.matrix.shape[1]), dtype=np.float32)
+                    grown[: self.used] = self.matrix[: self.used]
+                    self.matrix = grown
+                slot = self.used
+                self.used += 1
+        self.matrix[slot] = vector
+        return slot
+
+
+@dataclass
+class VectorCache:
+    """Decoded embeddings of one table of one database, by row id.
+
+    ``rows`` maps an id to ``(marker, dimension, slot)``, or to ``(marker, reason)`` when
+    its stored value is unreadable (so a bad row is parsed once, and reported each time).
+    Dimension -1 is no embedding (an empty value); a slot of -1 holds no vector.
+    """
+
+    rows: dict[str, tuple[Any, int, int] | tuple[Any, str]] = field(default_factory=dict)
+    blocks: dict[int, Block] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def store(self, row_id: str, marker: Any, vector: list[float] | None, problem: str | None = None) -> None:
+        """Keep a row's decoded vector (None: no embedding) or why it cannot be read."""
+        previous = self.rows.get(row_id)
+        if problem is not None or not vector:
+            self._release(previous)
+            if problem is not None:
+                self.rows[row_id] = (marker, problem)
+            else:
+                self.rows[row_id] = (marker, -1 if vector is None else 0, -1)
+            return
+        array = np.asarray(vector, dtype=np.float64)
+        norm = float(np.linalg.norm(array))
+        unit = (array / norm if norm > 0 and math.isfinite(norm) else np.zeros_like(array)).astype(np.float32)
+        block = self.blocks.get(len(vector))
+        if block is None:
+            block = self.blocks[len(vector)] = Block(np.zeros((64, len(vector)), dtype=np.float32))
+        slot: int | None = None
+        if previous is not None and len(previous) == 3 and previous[1] == len(vector) and previous[2] >= 0:
+            slot = previous[2]
+        else:
+            self._release(previous)
+        self.rows[row_id] = (marker, len(vector), block.put(unit, slot))
+
+    def _release(self, previous: tuple[Any, ...] | None) -> None:
+        if previous is not None and len(previous) == 3 and previous[2] >= 0:
+            self.blocks[previous[1]].free.append(previous[2])
+
+    def forget(self, keep: set[str]) -> None:
+        """Drop the rows not in ``keep`` (after a search that saw every row of the table)."""
+        for row_id in [row_id for row_id in self.rows if row_id not in keep]:
+            self._release(self.rows.pop(row_id))
+
+    def size(self) -> int:
+        """Bytes held by the matrices."""
+        return sum(block.matrix.nbytes for block in self.blocks.values())
+
+
+_CACHES: weakref.WeakKeyDictionary[Engine, dict[str, VectorCache]] = weakref.WeakKeyDictionary()
+_CACHES_LOCK = threading.Lock()
+
+
+def cache_for(engine: Engine, table: str) -> VectorCache:
+    """The cache of ``table`` in the database of ``engine``; it goes with the engine."""
+    with _CACHES_LOCK:
+        return _CACHES.setdefault(engine, {}).setdefault(table, VectorCache())
+
+
+def cached_bytes() -> int:
+    """Bytes held by every cache of this process (for the benchmark)."""
+    with _CACHES_LOCK:
+        return sum(cache.size() for caches in _CACHES.values() for cache in caches.values())
