@@ -16,6 +16,7 @@ from obsku_checkpoint_sqlite import (
     SessionNotFoundError,
 )
 from obsku_checkpoint_sqlite.db import migrate
+from obsku_checkpoint_sqlite.ops import memory as memory_ops
 from obsku_checkpoint_sqlite.runtime.engines import create_sync_engine
 from obsku_checkpoint_sqlite.runtime.urls import normalize_url
 from tests.conftest import StoreFactory
@@ -230,3 +231,20 @@ async def test_deleting_and_pruning_do_not_rely_on_foreign_keys(open_store: Stor
     for entity, fact in zip(entities, facts, strict=True):
         assert await store.get_entity(entity.id) is None
         assert (await store.get_fact(fact.id)).source_session_id is None
+
+
+async def test_every_update_moves_updated_at_so_searches_see_it(
+    store: Any, workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every write in the same millisecond: updated_at is the search cache's change marker.
+    monkeypatch.setattr(memory_ops, "now_ms", lambda: 1_700_000_000_000)
+    session = await store.create_session("/tmp")
+    entity = await store.save_entity(session.id, name="e", type="t", embedding=[0.0, 1.0], workspace_id=workspace)
+    seen = [entity.updated_at]
+    for step in range(5):
+        await store.search_entities_semantic([1.0, 0.0], workspace_id=workspace)
+        await store.update_entity(entity.id, embedding=[1.0, float(step)])
+        seen.append((await store.get_entity(entity.id)).updated_at)
+        (found,) = await store.search_entities_semantic([1.0, 0.0], workspace_id=workspace)
+        assert found.score == 1.0 / math.sqrt(1.0 + step * step)
+    assert seen == [1_700_000_000_000 + step for step in range(6)]

@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 import struct
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 import orjson
 from pydantic import ValidationError
 
@@ -67,6 +68,14 @@ def parse_embedding(value: str | bytes | None) -> list[float] | None:
         parsed = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"Invalid JSON: {exc}") from None
+    if isinstance(parsed, list) and not _has_letters(value):
+        # The common case, checked by NumPy: numbers only (no true, false, null or strings,
+        # whose letters the text would show), one level deep, all finite.
+        array = np.array(parsed)
+        if array.ndim == 1 and array.dtype.kind in "fi":
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
+                raise ValueError("Invalid numeric array: a number out of range")
+            return cast(list[float], array.astype(np.float64).tolist())
     if not isinstance(parsed, list):
         raise ValueError(f"Invalid numeric array: a JSON {type(parsed).__name__}, not an array")
     for index, number in enumerate(parsed):
@@ -76,6 +85,14 @@ def parse_embedding(value: str | bytes | None) -> list[float] | None:
     if not all(math.isfinite(number) for number in vector):
         raise ValueError("Invalid numeric array: a number out of range")
     return vector
+
+
+def _has_letters(value: str | bytes) -> bool:
+    # Numbers are written with digits, signs, a point and "e" only; "t", "f", "n" and quotes
+    # mean true, false, null or a string somewhere.
+    if isinstance(value, str):
+        return any(mark in value for mark in ('"', "t", "f", "n"))
+    return any(mark in value for mark in (b'"', b"t", b"f", b"n"))
 
 
 def readable_embedding(value: str | bytes | None) -> list[float] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, case, update
 
 from ..db import memory_queries as q
 from ..db.memory_rows import encode_embedding, entity_from_row, fact_from_row
@@ -84,7 +84,11 @@ def update_entity(conn: Connection, entity_id: str, changes: EntityChanges) -> N
         values[field] = value
     reject_unstorable_text(conn, {key: values[key] for key in ("name", "type", "workspace_id") if key in values})
     check_statement_size(conn, values)
-    values["updated_at"] = now_ms()
+    # Now, or a millisecond past the previous value if that is not earlier: updated_at is
+    # the change marker of the search cache, so every update moves it.
+    now = now_ms()
+    column = q.entities.c.updated_at
+    values["updated_at"] = case((column >= now, column + 1), else_=now)
     conn.execute(update(q.entities).where(q.entities.c.id == entity_id).values(values))
 
 

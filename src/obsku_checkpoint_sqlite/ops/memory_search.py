@@ -40,12 +40,21 @@ CHUNK = 500
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    """The TypeScript framework's ``cosineSimilarity``: one pass in doubles, 0 for a zero vector."""
-    dot = na = nb = 0.0
-    for x, y in zip(a, b, strict=True):
-        dot += x * y
-        na += x * x
-        nb += y * y
+    """The TypeScript framework's ``cosineSimilarity``: one pass in doubles, 0 for a zero vector.
+
+    ``np.add.accumulate`` adds strictly in order, each product rounded as JavaScript rounds
+    it, so the sums are bit for bit those of its loop (a dot product or ``np.sum`` would
+    add in another order).
+    """
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    if len(x) != len(y):
+        raise ValueError(f"vectors of {len(x)} and {len(y)} numbers")
+    if len(x) == 0:
+        return 0.0
+    dot = float(np.add.accumulate(x * y)[-1])
+    na = float(np.add.accumulate(x * x)[-1])
+    nb = float(np.add.accumulate(y * y)[-1])
     denominator = math.sqrt(na) * math.sqrt(nb)
     return 0.0 if denominator == 0 else dot / denominator
 
