@@ -68,8 +68,7 @@ def execute(conn: Connection, statement: Executable, params: dict[str, Any]) -> 
     return _DirectResult(cursor, conn, form.sql, args)
 
 
-@contextlib.contextmanager
-def pipeline(conn: Connection) -> Iterator[bool]:
+def pipeline(conn: Connection) -> contextlib.AbstractContextManager[bool]:
     """Send the statements run inside the block, with the transaction around them, at once.
 
     On psycopg the block's statements go to the server between ``BEGIN`` and ``COMMIT``
@@ -82,8 +81,27 @@ def pipeline(conn: Connection) -> Iterator[bool]:
     """
     dialect = conn.dialect
     if dialect.driver != "psycopg" or dialect.is_async or not ENABLED or not _direct_allowed(conn):
-        yield False
-        return
+        return _NO_PIPELINE
+    return _psycopg_pipeline(conn)
+
+
+class _NoPipeline:
+    """The block runs as it is: a context manager that costs nothing on every write."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> bool:
+        return False
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_PIPELINE = _NoPipeline()
+
+
+@contextlib.contextmanager
+def _psycopg_pipeline(conn: Connection) -> Iterator[bool]:
     dbapi_connection: Any = conn.connection.dbapi_connection
     # psycopg opens a transaction of its own with a round trip; in autocommit mode the
     # BEGIN is one more statement of the pipeline.
