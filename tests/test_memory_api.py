@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -248,3 +249,30 @@ async def test_every_update_moves_updated_at_so_searches_see_it(
         (found,) = await store.search_entities_semantic([1.0, 0.0], workspace_id=workspace)
         assert found.score == 1.0 / math.sqrt(1.0 + step * step)
     assert seen == [1_700_000_000_000 + step for step in range(6)]
+
+
+async def test_a_search_sees_rows_another_process_wrote_since_the_last_one(
+    store: Any, url: str, workspace: str
+) -> None:
+    if url == "sqlite://":
+        pytest.skip("a private in-memory database cannot be written from a second connection")
+    first = await store.save_fact("first", embedding=[1.0, 1.0], workspace_id=workspace)
+    assert [fact.id for fact in await store.search_facts_semantic([1.0, 0.0], workspace_id=workspace)] == [first.id]
+    # As the TypeScript package writes it, from a connection of its own.
+    ts_id = str(uuid.uuid4())
+    engine = create_sync_engine(normalize_url(url, for_async=False))
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO facts (id, workspace_id, content, confidence, created_at, embedding)"
+                    " VALUES (:id, :workspace, 'from TypeScript', 0.5, 1, :embedding)"
+                ),
+                {"id": ts_id, "workspace": workspace, "embedding": "[1,0]" if url.startswith("sqlite") else b"[1,0]"},
+            )
+    finally:
+        engine.dispose()
+    found = await store.search_facts_semantic([1.0, 0.0], workspace_id=workspace)
+    assert [(fact.id, fact.score) for fact in found] == [(ts_id, 1.0), (first.id, 1.0 / math.sqrt(2.0))]
+    await store.delete_fact(ts_id)
+    assert [fact.id for fact in await store.search_facts_semantic([1.0, 0.0], workspace_id=workspace)] == [first.id]

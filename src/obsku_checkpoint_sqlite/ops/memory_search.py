@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import Connection, Table, select
 
 from ..db import memory_queries as q
@@ -35,6 +36,8 @@ from ..runtime.vectors import VectorCache, cache_for
 # How far a float32 score may be from the exact one, with room to spare: candidates
 # within this of the cut are scored exactly before the cut is made.
 MARGIN = 1e-4
+# Candidate lists kept per table (a few per pooled connection and filter).
+MAX_LISTS = 64
 # Rows fetched per statement when filling the cache (bound parameters stay few).
 CHUNK = 500
 
@@ -66,7 +69,8 @@ def _cache(conn: Connection, table: Table) -> VectorCache:
 def search_entities(
     conn: Connection, query: list[float], top_k: int, threshold: float, session_id: str | None, workspace_id: str | None
 ) -> MemoryResults[Entity]:
-    candidates = _candidates(conn, *q.entity_candidates(session_id, workspace_id, conn.dialect.name))
+    statement, with_rowid = q.entity_candidates(session_id, workspace_id, conn.dialect.name)
+    candidates = _candidates(conn, q.entities, statement, with_rowid, ("entities", session_id, workspace_id))
     ranked, skipped = _rank(
         conn, q.entities, candidates, query, top_k, threshold, full=not (session_id or workspace_id)
     )
@@ -87,7 +91,8 @@ def search_entities(
 def search_facts(
     conn: Connection, query: list[float], top_k: int, threshold: float, workspace_id: str | None
 ) -> MemoryResults[Fact]:
-    candidates = _candidates(conn, *q.fact_candidates(workspace_id, conn.dialect.name))
+    statement, with_rowid = q.fact_candidates(workspace_id, conn.dialect.name)
+    candidates = _candidates(conn, q.facts, statement, with_rowid, ("facts", None, workspace_id))
     ranked, skipped = _rank(conn, q.facts, candidates, query, top_k, threshold, full=not workspace_id)
     rows = {row.id: row for row in _fetch(conn, q.facts, q.FACT_COLUMNS, [row_id for row_id, _ in ranked])}
     postgresql = conn.dialect.name == "postgresql"
@@ -99,13 +104,42 @@ def search_facts(
     return MemoryResults(found[:top_k], skipped=skipped)
 
 
-def _candidates(conn: Connection, statement: Any, with_rowid: bool) -> list[tuple[str, Any]]:
-    """(id, marker) of each candidate, in the scan order of the TypeScript store's query."""
+def _candidates(
+    conn: Connection, table: Table, statement: Any, with_rowid: bool, key: tuple[Any, ...]
+) -> list[tuple[str, Any]]:
+    """(id, marker) of each candidate, in the scan order of the TypeScript store's query.
+
+    On SQLite a connection's last list is reused while nothing was written: ``data_version``
+    moves when another connection (of any process) commits, ``total_changes()`` when this
+    one writes; either change, and the list is read again.
+    """
+    stamp = _sqlite_stamp(conn)
+    cache = _cache(conn, table)
+    if stamp is not None:
+        with cache.lock:
+            hit = cache.candidates.get((key, id(stamp[0])))
+        if hit is not None and hit[0] is stamp[0] and hit[1] == stamp[1]:
+            return hit[2]
     rows = list(conn.execute(statement).all())
     if with_rowid:
         rows.sort(key=lambda row: row[0])
-        return [(row[1], row[2]) for row in rows]
-    return [(row[0], row[1]) for row in rows]
+        found = [(row[1], row[2]) for row in rows]
+    else:
+        found = [(row[0], row[1]) for row in rows]
+    if stamp is not None:
+        with cache.lock:
+            if len(cache.candidates) >= MAX_LISTS:
+                cache.candidates.clear()
+            cache.candidates[(key, id(stamp[0]))] = (stamp[0], stamp[1], found)
+    return found
+
+
+def _sqlite_stamp(conn: Connection) -> tuple[Any, tuple[Any, ...]] | None:
+    """The SQLite connection and what says whether its database changed, or None elsewhere."""
+    if conn.dialect.name != "sqlite":
+        return None
+    version = conn.exec_driver_sql("SELECT data_version, total_changes() FROM pragma_data_version()").one()
+    return conn.connection.dbapi_connection, tuple(version)
 
 
 def _fetch(conn: Connection, table: Table, columns: Sequence[Any], ids: list[str]) -> list[Any]:
@@ -130,6 +164,13 @@ def _rank(
     ``top_k`` plus the rows tied at the cut; and the errors of rows that cannot be scored."""
     cache = _cache(conn, table)
     with cache.lock:
+        plan = cache.plans.get((id(candidates), len(query)))
+        if plan is not None and plan[0] is candidates and plan[1] == cache.generation:
+            # The same candidate list (nothing written since, see _candidates) over the same
+            # cache: every row is fresh, and the rows to score are those found last time.
+            order, slots, skipped = plan[2], plan[3], list(plan[4])
+            ranked = _ranked(cache, order, slots, query, top_k, threshold, lambda ids: _exact(conn, table, ids))
+            return ranked, skipped
         stale = [row_id for row_id, marker in candidates if (cache.rows.get(row_id) or (None,))[0] != marker]
         for row in _fetch(conn, table, [table.c.id, _marker(table), table.c.embedding], stale):
             try:
@@ -138,7 +179,11 @@ def _rank(
                 cache.store(row[0], row[1], None, str(exc))
         if full:
             cache.forget({row_id for row_id, _ in candidates})
-        return _score(cache, table.name, candidates, query, top_k, threshold, lambda ids: _exact(conn, table, ids))
+        order, slots, skipped = _classify(cache, table.name, candidates, len(query))
+        if len(cache.plans) >= MAX_LISTS:
+            cache.plans.clear()
+        cache.plans[(id(candidates), len(query))] = (candidates, cache.generation, order, slots, list(skipped))
+        return _ranked(cache, order, slots, query, top_k, threshold, lambda ids: _exact(conn, table, ids)), skipped
 
 
 def _marker(table: Table) -> Any:
@@ -149,16 +194,11 @@ def _exact(conn: Connection, table: Table, ids: list[str]) -> dict[str, list[flo
     return {row[0]: parse_embedding(row[1]) for row in _fetch(conn, table, [table.c.id, table.c.embedding], ids)}
 
 
-def _score(
-    cache: VectorCache,
-    table: str,
-    candidates: Sequence[Any],
-    query: list[float],
-    top_k: int,
-    threshold: float,
-    exact: Callable[[list[str]], dict[str, list[float] | None]],
-) -> tuple[list[tuple[str, float]], list[CheckpointStoreError]]:
-    dimension = len(query)
+def _classify(
+    cache: VectorCache, table: str, candidates: Sequence[Any], dimension: int
+) -> tuple[list[str], NDArray[np.intp], list[CheckpointStoreError]]:
+    """The candidates that can be scored against a query of ``dimension`` numbers, with
+    their slots in its block, and the errors of those that cannot."""
     skipped: list[CheckpointStoreError] = []
     order: list[str] = []
     slots: list[int] = []
@@ -173,18 +213,29 @@ def _score(
         else:
             order.append(row_id)
             slots.append(int(entry[2]))
+    return order, np.asarray(slots, dtype=np.intp), skipped
+
+
+def _ranked(
+    cache: VectorCache,
+    order: list[str],
+    slots: NDArray[np.intp],
+    query: list[float],
+    top_k: int,
+    threshold: float,
+    exact: Callable[[list[str]], dict[str, list[float] | None]],
+) -> list[tuple[str, float]]:
+    dimension = len(query)
     if not order or top_k == 0:
-        return [], skipped
+        return []
     block = cache.blocks[dimension]
     array = np.asarray(query, dtype=np.float64)
     norm = float(np.linalg.norm(array))
     unit = (array / norm if norm > 0 else np.zeros_like(array)).astype(np.float32)
     # A few candidates among many cached rows: copy theirs (at most an eighth of the cache);
     # otherwise score every cached row of this dimension, which copies nothing.
-    if len(slots) < block.used // 8:
-        approx = block.matrix[np.asarray(slots)] @ unit
-    else:
-        approx = (block.matrix[: block.used] @ unit)[np.asarray(slots)]
+    everything = len(slots) >= block.used // 8
+    approx = (block.matrix[: block.used] @ unit)[slots] if everything else block.matrix[slots] @ unit
     # Exact scoring for every row that may pass the threshold and reach the cut.
     eligible = np.flatnonzero(approx >= threshold - MARGIN)
     if len(eligible) > top_k:
@@ -201,4 +252,4 @@ def _score(
         if score >= threshold:
             scored.append((score, position, row_id))
     scored.sort(key=lambda item: (-item[0], item[1]))
-    return [(row_id, score) for score, _, row_id in scored[:top_k]], skipped
+    return [(row_id, score) for score, _, row_id in scored[:top_k]]

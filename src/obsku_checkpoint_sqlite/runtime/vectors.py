@@ -53,11 +53,19 @@ class VectorCache:
 
     rows: dict[str, tuple[Any, int, int] | tuple[Any, str]] = field(default_factory=dict)
     blocks: dict[int, Block] = field(default_factory=dict)
+    # On SQLite, the last candidates of a search per filter and connection, with the
+    # connection and the stamp they were read at (``ops.memory_search._candidates``).
+    candidates: dict[tuple[Any, ...], tuple[Any, Any, list[tuple[str, Any]]]] = field(default_factory=dict)
+    # What a search found scorable in a candidate list, per list and query dimension, valid
+    # while ``generation`` (moved by every change to ``rows``) is the same.
+    plans: dict[tuple[int, int], tuple[Any, ...]] = field(default_factory=dict)
+    generation: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def store(self, row_id: str, marker: Any, vector: list[float] | None, problem: str | None = None) -> None:
         """Keep a row's decoded vector (None: no embedding) or why it cannot be read."""
         previous = self.rows.get(row_id)
+        self.generation += 1
         if problem is not None or not vector:
             self._release(previous)
             if problem is not None:
@@ -85,6 +93,7 @@ class VectorCache:
     def forget(self, keep: set[str]) -> None:
         """Drop the rows not in ``keep`` (after a search that saw every row of the table)."""
         for row_id in [row_id for row_id in self.rows if row_id not in keep]:
+            self.generation += 1
             self._release(self.rows.pop(row_id))
 
     def size(self) -> int:
