@@ -70,10 +70,10 @@ def search_entities(
     conn: Connection, query: list[float], top_k: int, threshold: float, session_id: str | None, workspace_id: str | None
 ) -> MemoryResults[Entity]:
     statement, with_rowid = q.entity_candidates(session_id, workspace_id, conn.dialect.name)
-    candidates = _candidates(conn, q.entities, statement, with_rowid, ("entities", session_id, workspace_id))
-    ranked, skipped = _rank(
-        conn, q.entities, candidates, query, top_k, threshold, full=not (session_id or workspace_id)
-    )
+    key = ("entities", session_id, workspace_id)
+    candidates = _candidates(conn, q.entities, statement, with_rowid, key)
+    everything = not (session_id or workspace_id)
+    ranked, skipped = _rank(conn, q.entities, candidates, key, query, top_k, threshold, full=everything)
     rows = {row.id: row for row in _fetch(conn, q.entities, q.ENTITY_COLUMNS, [row_id for row_id, _ in ranked])}
     found: list[Entity] = []
     for row_id, score in ranked:
@@ -92,8 +92,9 @@ def search_facts(
     conn: Connection, query: list[float], top_k: int, threshold: float, workspace_id: str | None
 ) -> MemoryResults[Fact]:
     statement, with_rowid = q.fact_candidates(workspace_id, conn.dialect.name)
-    candidates = _candidates(conn, q.facts, statement, with_rowid, ("facts", None, workspace_id))
-    ranked, skipped = _rank(conn, q.facts, candidates, query, top_k, threshold, full=not workspace_id)
+    key = ("facts", None, workspace_id)
+    candidates = _candidates(conn, q.facts, statement, with_rowid, key)
+    ranked, skipped = _rank(conn, q.facts, candidates, key, query, top_k, threshold, full=not workspace_id)
     rows = {row.id: row for row in _fetch(conn, q.facts, q.FACT_COLUMNS, [row_id for row_id, _ in ranked])}
     postgresql = conn.dialect.name == "postgresql"
     found = [
@@ -154,6 +155,7 @@ def _rank(
     conn: Connection,
     table: Table,
     candidates: Sequence[Any],
+    key: tuple[Any, ...],
     query: list[float],
     top_k: int,
     threshold: float,
@@ -164,10 +166,10 @@ def _rank(
     ``top_k`` plus the rows tied at the cut; and the errors of rows that cannot be scored."""
     cache = _cache(conn, table)
     with cache.lock:
-        plan = cache.plans.get((id(candidates), len(query)))
-        if plan is not None and plan[0] is candidates and plan[1] == cache.generation:
-            # The same candidate list (nothing written since, see _candidates) over the same
-            # cache: every row is fresh, and the rows to score are those found last time.
+        plan = cache.plans.get((key, len(query)))
+        if plan is not None and plan[1] == cache.generation and (plan[0] is candidates or plan[0] == candidates):
+            # The same candidates with the same markers over an unchanged cache: every row
+            # is fresh, and the rows to score are those found last time.
             order, slots, skipped = plan[2], plan[3], list(plan[4])
             ranked = _ranked(cache, order, slots, query, top_k, threshold, lambda ids: _exact(conn, table, ids))
             return ranked, skipped
@@ -182,7 +184,7 @@ def _rank(
         order, slots, skipped = _classify(cache, table.name, candidates, len(query))
         if len(cache.plans) >= MAX_LISTS:
             cache.plans.clear()
-        cache.plans[(id(candidates), len(query))] = (candidates, cache.generation, order, slots, list(skipped))
+        cache.plans[(key, len(query))] = (candidates, cache.generation, order, slots, list(skipped))
         return _ranked(cache, order, slots, query, top_k, threshold, lambda ids: _exact(conn, table, ids)), skipped
 
 

@@ -56,9 +56,9 @@ class VectorCache:
     # On SQLite, the last candidates of a search per filter and connection, with the
     # connection and the stamp they were read at (``ops.memory_search._candidates``).
     candidates: dict[tuple[Any, ...], tuple[Any, Any, list[tuple[str, Any]]]] = field(default_factory=dict)
-    # What a search found scorable in a candidate list, per list and query dimension, valid
-    # while ``generation`` (moved by every change to ``rows``) is the same.
-    plans: dict[tuple[int, int], tuple[Any, ...]] = field(default_factory=dict)
+    # What a search found scorable in its candidates, per filter and query dimension, valid
+    # for the same candidates while ``generation`` (moved by every change to ``rows``) stays.
+    plans: dict[tuple[Any, int], tuple[Any, ...]] = field(default_factory=dict)
     generation: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
