@@ -276,3 +276,15 @@ async def test_a_search_sees_rows_another_process_wrote_since_the_last_one(
     assert [(fact.id, fact.score) for fact in found] == [(ts_id, 1.0), (first.id, 1.0 / math.sqrt(2.0))]
     await store.delete_fact(ts_id)
     assert [fact.id for fact in await store.search_facts_semantic([1.0, 0.0], workspace_id=workspace)] == [first.id]
+
+
+async def test_a_fork_copies_no_entities_and_no_facts_as_the_typescript_package(store: Any, workspace: str) -> None:
+    session = await store.create_session("/tmp", workspace_id=workspace)
+    entity = await store.save_entity(session.id, name="e", type="t", workspace_id=workspace)
+    fact = await store.save_fact("f", source_session_id=session.id, workspace_id=workspace)
+    checkpoint = await store.save_checkpoint(session_id=session.id, step=0, node_results={}, source="input")
+    fork = await store.fork(checkpoint.id)
+    assert await store.list_entities(session_id=fork.id) == []
+    assert [item.id for item in await store.list_entities(workspace_id=workspace)] == [entity.id]
+    assert [item.id for item in await store.list_facts(workspace_id=workspace)] == [fact.id]
+    assert (await store.get_fact(fact.id)).source_session_id == session.id
