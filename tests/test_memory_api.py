@@ -151,7 +151,8 @@ async def test_a_row_stored_unreadable_is_named_not_fatal(store: Any, url: str, 
         pytest.skip("a private in-memory database cannot be written from a second connection")
     session = await store.create_session("/tmp")
     good = await store.save_entity(session.id, name="good", type="t", embedding=[1.0, 0.0], workspace_id=workspace)
-    bad = await store.save_entity(session.id, name="bad", type="t", embedding=[1.0, 0.0], workspace_id=workspace)
+    # Scored below `good` (0.8 against 1.0), so the expected order below does not rest on a tie.
+    bad = await store.save_entity(session.id, name="bad", type="t", embedding=[0.8, 0.6], workspace_id=workspace)
     broken = await store.save_entity(session.id, name="broken", type="t", embedding=[0.0, 1.0], workspace_id=workspace)
     # What the TypeScript store writes for updateEntity(id, {attributes: null, embedding: null}).
     engine = create_sync_engine(normalize_url(url, for_async=False))
