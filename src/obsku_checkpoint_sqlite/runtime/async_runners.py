@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -30,6 +29,7 @@ from .failures import DEFAULT_LOCK_TIMEOUT, CommitInterrupted, driver_errors, re
 from .sqlite import WRITE_OPTION
 from .sync_runner import SyncRunner, WouldWait, in_transaction, open_sync_runner
 from .urls import blocking_url, is_memory_sqlite, names_async_driver, normalize_url
+from .workers import in_thread
 
 T = TypeVar("T")
 Operation = Callable[..., T]
@@ -47,16 +47,6 @@ async def drive(run_step: Callable[[Step], Awaitable[Any]], job: Job[T]) -> T:
         except StopIteration as finished:
             return finished.value  # type: ignore[no-any-return]
         result = await run_step(step)
-
-
-async def in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``function(*args, **kwargs)`` in the loop's default executor.
-
-    ``asyncio.to_thread`` also copies the caller's context variables into the thread, a
-    third of the cost of the hop; operations read none.
-    """
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, functools.partial(function, *args, **kwargs))
 
 
 class ThreadRunner:

@@ -7,7 +7,6 @@ blocking one, ``ainvoke`` and ``aget_state`` the async one, whichever saver it w
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -15,13 +14,14 @@ from .async_runners import AsyncRunner, ThreadRunner
 from .engines import create_sync_engine
 from .sync_runner import SyncRunner
 from .urls import blocking_url, is_memory_sqlite
+from .workers import in_thread
 
 T = TypeVar("T")
 
 
 async def in_worker_thread(function: Callable[..., T], *args: Any) -> T:
     """``function(*args)`` in a worker thread, awaited: the event loop runs on meanwhile."""
-    return await asyncio.to_thread(function, *args)
+    return await in_thread(function, *args)
 
 
 def blocking_twin(runner: AsyncRunner) -> tuple[SyncRunner, bool]:

@@ -1,0 +1,112 @@
+"""Worker threads for the async face: a blocking call handed off and awaited, one hand-off each.
+
+``loop.run_in_executor`` wraps each call in two futures, a ``concurrent.futures`` one
+chained to an asyncio one, with a lock and a condition variable on each side. A store
+operation on a server is one round trip, so that bookkeeping is a large part of what
+the async face adds to it. Here a call is an item on a ``queue.SimpleQueue`` and an
+asyncio future that the worker settles through ``call_soon_threadsafe``: the same two
+thread wake-ups, and little else.
+
+The threads are shared by every store in the process, started as calls need them, up
+to ``WORKER_LIMIT``; a call beyond that waits its turn. They are daemon threads parked
+on the queue between calls, so an unclosed store keeps none alive at exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# As many as the pools of a few stores hold: more would only wait for a connection.
+WORKER_LIMIT = 32
+
+_Call = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+class Workers:
+    """Daemon threads that run blocking calls for event loops."""
+
+    def __init__(self, limit: int = WORKER_LIMIT) -> None:
+        self._calls: queue.SimpleQueue[_Call] = queue.SimpleQueue()
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0  # threads parked on the queue
+        self._queued = 0  # calls on the queue that no thread has taken yet
+
+    def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
+        """``function(*args, **kwargs)`` in a worker thread; await the returned future for its result.
+
+        Cancelling the future does not stop a call that a thread has taken: it runs to
+        the end, and its result is dropped.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            self._queued += 1
+            start = self._queued > self._idle and self._threads < self._limit
+            if start:
+                self._threads += 1
+        self._calls.put((loop, future, function, args, kwargs))
+        if start:
+            threading.Thread(target=self._work, name="obsku-worker", daemon=True).start()
+        return future
+
+    def _work(self) -> None:
+        calls = self._calls
+        lock = self._lock
+        while True:
+            with lock:
+                self._idle += 1
+            call = calls.get()
+            with lock:
+                self._idle -= 1
+                self._queued -= 1
+            _run(*call)
+            del call  # hold no call's values while parked
+
+
+def _run(
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[Any],
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:
+    try:
+        result = function(*args, **kwargs)
+    except BaseException as exc:  # handed to the awaiting task, whatever it is
+        _settle_soon(loop, future, None, exc)
+    else:
+        _settle_soon(loop, future, result, None)
+
+
+def _settle_soon(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], result: Any, exc: BaseException | None
+) -> None:
+    # A loop closed meanwhile raises RuntimeError: no one awaits the call any more.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(_settle, future, result, exc)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if future.done():  # the awaiting task was cancelled
+        return
+    if exc is None:
+        future.set_result(result)
+    else:
+        future.set_exception(exc)
+
+
+WORKERS = Workers()
+
+
+def in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
+    """``function(*args, **kwargs)`` in one of the process's worker threads, awaitable."""
+    return WORKERS.run(function, *args, **kwargs)
