@@ -200,6 +200,72 @@ class PostgresFloor(ServerFloor):
             cursor.executemany(plain.sql, [plain.params(row) for row in checkpoints])
 
 
+class AsyncPostgresFloor:
+    """``PostgresFloor`` on psycopg's ``AsyncConnection``: the floor of the async face.
+
+    The same statements, prepared, and the same round trips: the async driver's own cost
+    over the blocking one's, with no store, pool or thread around it.
+    """
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self.statements = Statements("postgresql+psycopg")
+        self.conn = conn
+
+    @classmethod
+    async def connect(cls, url: URL) -> AsyncPostgresFloor:
+        return cls(await psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True))
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    async def save_checkpoint(self, session_id: str, step: int, payload: dict[str, Any]) -> dict[str, Any]:
+        values = checkpoint_values(session_id, step, payload)
+        s = self.statements
+        version = await self._write(s.lock_session, {"session_id": session_id}, s.insert_checkpoint, values)
+        return {**values, "version": version, "node_results": payload}
+
+    async def add_message(self, session_id: str, content: str) -> dict[str, Any]:
+        now = now_ms()
+        values = message_values(session_id, content, now)
+        s = self.statements
+        touch = {"session_id": session_id, "now": now}
+        return {**values, "id": await self._write(s.touch_session, touch, s.insert_message, values)}
+
+    async def list_checkpoints(self, session_id: str, namespace: str, limit: int) -> list[dict[str, Any]]:
+        latest = self.statements.latest
+        values = latest.params({"session_id": session_id, "namespace": namespace, "limit": limit})
+        cursor = await self.conn.execute(latest.sql, values, prepare=True)
+        return [checkpoint_record(row) for row in await cursor.fetchall()]
+
+    async def get_latest_checkpoint(self, session_id: str, namespace: str) -> dict[str, Any] | None:
+        rows = await self.list_checkpoints(session_id, namespace, 1)
+        return rows[0] if rows else None
+
+    async def get_messages(self, session_id: str, limit: int) -> list[dict[str, Any]]:
+        last = self.statements.last_messages
+        cursor = await self.conn.execute(
+            last.sql, last.params({"session_id": session_id, "limit": limit}), prepare=True
+        )
+        rows = await cursor.fetchall()
+        rows.reverse()
+        return [message_record(row) for row in rows]
+
+    async def _write(
+        self, check: Statement, check_values: dict[str, Any], insert: Statement, values: dict[str, Any]
+    ) -> Any:
+        checked, inserted = self.conn.cursor(), self.conn.cursor()
+        async with self.conn.pipeline():
+            await self.conn.execute("BEGIN")
+            await checked.execute(check.sql, check.params(check_values), prepare=True)
+            await inserted.execute(insert.sql, insert.params(values), prepare=True)
+            await self.conn.execute("COMMIT")
+        if checked.rowcount == 0:
+            raise LookupError(check_values["session_id"])
+        row = await inserted.fetchone()
+        assert row is not None
+        return row[0]
+
+
 class MariaDBFloor(ServerFloor):
     def __init__(self, url: URL) -> None:
         self.statements = Statements("mariadb+pymysql")

@@ -42,7 +42,16 @@ from obsku_checkpoint_sqlite import SqlAlchemyCheckpointStore, sync
 
 from . import _server_peers as peers
 from . import _server_throughput
-from ._server_floor import MariaDBFloor, PostgresFloor, ServerFloor, admin, analyze, libpq_url, scratch
+from ._server_floor import (
+    AsyncPostgresFloor,
+    MariaDBFloor,
+    PostgresFloor,
+    ServerFloor,
+    admin,
+    analyze,
+    libpq_url,
+    scratch,
+)
 from ._server_throughput import WRITERS
 from ._workload import Contender, Timing, counter, interleaved, node_results, text_of
 
@@ -51,7 +60,12 @@ SERVERS = {
     "mariadb": os.environ.get("OBSKU_BENCH_MYSQL_URL", "mariadb://root@127.0.0.1:3306/test"),
 }
 LABELS = {
-    "postgresql": {"floor": "psycopg floor", "langgraph": "PostgresSaver", "langgraph_async": "AsyncPostgresSaver"},
+    "postgresql": {
+        "floor": "psycopg floor",
+        "floor_async": "psycopg async floor",
+        "langgraph": "PostgresSaver",
+        "langgraph_async": "AsyncPostgresSaver",
+    },
     "mariadb": {"floor": "PyMySQL floor"},
 }
 
@@ -101,6 +115,7 @@ class Side:
     async_store: SqlAlchemyCheckpointStore
     lg_sync: Any = None  # PostgresSaver, on PostgreSQL
     lg_async: Any = None  # AsyncPostgresSaver, on PostgreSQL
+    floor_async: AsyncPostgresFloor | None = None  # on PostgreSQL
 
 
 async def _open_side(stack: AsyncExitStack, backend: str, store_url: URL, lg_url: URL | None) -> Side:
@@ -114,6 +129,9 @@ async def _open_side(stack: AsyncExitStack, backend: str, store_url: URL, lg_url
     floor: ServerFloor = PostgresFloor(store_url) if backend == "postgresql" else MariaDBFloor(store_url)
     stack.callback(floor.close)
     side = Side(floor, sync_store, async_store)
+    if backend == "postgresql":
+        side.floor_async = await AsyncPostgresFloor.connect(store_url)
+        stack.push_async_callback(side.floor_async.close)
     if lg_url is not None:
         side.lg_sync = peers.open_sync(libpq_url(lg_url))
         stack.callback(peers.close_sync, side.lg_sync)
@@ -171,6 +189,21 @@ def _contenders(side: Side, ids: Ids, payload: dict[str, Any], message: str) -> 
             Contender("async", lambda: side.async_store.get_messages(reader, limit=50)),
         ],
     }
+    if side.floor_async is not None:
+        floor_async = side.floor_async
+        operations["save_checkpoint"].append(
+            Contender("floor_async", lambda: floor_async.save_checkpoint(w["floor_async"], next(steps), payload))
+        )
+        operations["get_latest_checkpoint[ns]"].append(
+            Contender("floor_async", lambda: floor_async.get_latest_checkpoint(reader, ""))
+        )
+        operations["list_checkpoints(10)[ns]"].append(
+            Contender("floor_async", lambda: floor_async.list_checkpoints(reader, "", 10))
+        )
+        operations["add_message"].append(
+            Contender("floor_async", lambda: floor_async.add_message(w["floor_async"], message))
+        )
+        operations["get_messages(50)"].append(Contender("floor_async", lambda: floor_async.get_messages(reader, 50)))
     if side.lg_sync is not None:
         lg, alg = side.lg_sync, side.lg_async
         read = peers.config_of(READ_THREAD, "")
@@ -205,7 +238,10 @@ async def _run_backend(backend: str, server: URL, profile: Profile, report: Repo
             side = await _open_side(stack, backend, store_url, lg_url)
             ids = Ids(
                 reader=side.sync_store.create_session("/srv/reader", title="seeded").id,
-                writers={who: side.sync_store.create_session(f"/srv/{who}").id for who in ("floor", "sync", "async")},
+                writers={
+                    who: side.sync_store.create_session(f"/srv/{who}").id
+                    for who in ("floor", "floor_async", "sync", "async")
+                },
                 throughput=[side.sync_store.create_session(f"/srv/tp{i}").id for i in range(max(WRITERS))],
             )
             report(f"  seeding {profile.history:,} checkpoints and messages...")
@@ -275,6 +311,11 @@ async def _check_results(side: Side, ids: Ids) -> None:
         latest.append(len(store_latest.node_results) if store_latest else 0)
         listed.append(len(store_list))
         messages.append(len(store_messages))
+    if side.floor_async is not None:
+        found = await side.floor_async.get_latest_checkpoint(reader, "")
+        latest.append(len(found["node_results"]) if found else 0)
+        listed.append(len(await side.floor_async.list_checkpoints(reader, "", 10)))
+        messages.append(len(await side.floor_async.get_messages(reader, 50)))
     if side.lg_sync is not None:
         read = peers.config_of(READ_THREAD, "")
         for found, page in (
