@@ -6,26 +6,38 @@ import inspect
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from obsku_checkpoint_sqlite import store, sync
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-SOURCE = Path("src/obsku_checkpoint_sqlite/store.py")
-TARGET = Path("src/obsku_checkpoint_sqlite/sync.py")
+# Each hand-written async module and the blocking module unasyncd makes of it.
+GENERATED = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["tool"]["unasyncd"]["files"]
 
 
-def test_sync_module_is_current(tmp_path: Path) -> None:
+def test_the_generated_modules_are_named_in_pyproject() -> None:
+    package = "src/obsku_checkpoint_sqlite"
+    assert GENERATED == {
+        f"{package}/store.py": f"{package}/sync.py",
+        f"{package}/facade/tooling.py": f"{package}/facade/tooling_sync.py",
+        f"{package}/facade/memory.py": f"{package}/facade/memory_sync.py",
+    }
+
+
+def test_every_generated_module_is_current(tmp_path: Path) -> None:
     # unasyncd's --check compares file times, not contents: generate into a copy and compare.
-    (tmp_path / SOURCE.parent).mkdir(parents=True)
-    shutil.copy(REPOSITORY / SOURCE, tmp_path / SOURCE)
+    for source in GENERATED:
+        (tmp_path / source).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPOSITORY / source, tmp_path / source)
     shutil.copy(REPOSITORY / "pyproject.toml", tmp_path / "pyproject.toml")
     unasyncd = Path(sys.executable).with_name("unasyncd")
     completed = subprocess.run([str(unasyncd), "--force"], cwd=tmp_path, capture_output=True, text=True)
     # Exit status 1 means "a file was written", which is what this run does.
     assert completed.returncode in (0, 1), completed.stdout + completed.stderr
-    generated = (tmp_path / TARGET).read_text()
-    assert generated == (REPOSITORY / TARGET).read_text(), f"{TARGET} is stale: run `unasyncd` in the repository"
+    for target in GENERATED.values():
+        generated = (tmp_path / target).read_text()
+        assert generated == (REPOSITORY / target).read_text(), f"{target} is stale: run `unasyncd` in the repository"
 
 
 def test_both_faces_have_the_same_methods_and_signatures() -> None:

@@ -1,0 +1,1 @@
+"""The store's methods by subject, mixed into both faces' ``SqlAlchemyCheckpointStore``."""
