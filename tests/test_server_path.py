@@ -7,6 +7,8 @@ connection at a chosen round trip, before or after the server gets it.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -149,4 +151,11 @@ async def test_a_write_cut_off_at_its_commit_is_reported_as_unknown_and_not_run_
     proxy.cut(ROUND_TRIPS[backend]["add"], deliver=True)
     with pytest.raises(DatabaseUnavailableError, match="may or may not have been applied"):
         await store.add_message(session.id, role="user", content="committed, unacknowledged")
-    assert [m.content for m in await store.get_messages(session.id)] == ["warm", "committed, unacknowledged"]
+    # The server may still be finishing the COMMIT the cut connection delivered: wait for
+    # it, then find the write applied once, not run again.
+    expected = ["warm", "committed, unacknowledged"]
+    deadline = time.monotonic() + 10
+    while (contents := [m.content for m in await store.get_messages(session.id)]) != expected:
+        assert contents == ["warm"]
+        assert time.monotonic() < deadline, "the delivered COMMIT never became visible"
+        await asyncio.sleep(0.05)
