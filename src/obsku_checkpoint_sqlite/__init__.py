@@ -43,6 +43,7 @@ from .errors import (
     SessionNotFoundError,
     VectorDimensionError,
 )
+from .jsvalues import JsDate, JsMap, JsSet
 from .memory_dto import Entity, EntityRelationship, Fact, MemoryResults
 from .store import SqlAlchemyCheckpointStore, SqliteCheckpointStore
 
@@ -70,6 +71,9 @@ __all__ = [
     "ExportFormatError",
     "Fact",
     "ImportConflictError",
+    "JsDate",
+    "JsMap",
+    "JsSet",
     "LockTimeoutError",
     "MemoryResults",
     "NodeResults",

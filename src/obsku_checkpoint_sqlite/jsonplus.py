@@ -4,10 +4,12 @@
 Python value                   stored as                               read back as
 =============================  ======================================  =================
 aware ``datetime``             ``{"__type": "Date", "value": ISO}``    aware ``datetime``
-``set`` / ``frozenset``        ``{"__type": "Set", "value": [...]}``   ``set``
+``JsDate`` (years <1, >9999)   ``{"__type": "Date", "value": ISO}``    ``JsDate``
+``set`` / ``frozenset``        ``{"__type": "Set", "value": [...]}``   ``JsSet``
 ``bytes`` / ``bytearray``      ``{"__type": "Buffer", "value": b64}``  ``bytes``
-``dict`` with non-str keys,    ``{"__type": "Map", "value": [[k, v]]}`` ``dict``
-or with a ``"__type"`` key
+``JsMap``; a ``dict`` with     ``{"__type": "Map", "value": [[k, v]]}`` ``JsMap``
+non-str keys or a ``"__type"``
+key
 ``tuple``                      a JSON array                            ``list``
 =============================  ======================================  =================
 
@@ -18,6 +20,9 @@ A user's own dict that has a ``"__type"`` key is written as a Map, so it cannot 
 mistaken for a tag and comes back unchanged.
 On reading, unknown tags stay plain dicts; a Set whose members Python cannot hash
 comes back as a list, a Map whose keys it cannot hash as a list of ``[key, value]``.
+
+What is read is written back as stored (``jsvalues``): a Map stays a Map whatever its
+keys, a Set keeps its order, a Date that ``datetime`` cannot hold keeps its text.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import orjson
 from pydantic_core import from_json
 
 from .errors import CheckpointCorruptionError
+from .jsvalues import JsDate, JsMap, JsSet, read_js_date
 
 TAG = "__type"
 _TAG_MARKER = '"__type"'
@@ -256,7 +262,10 @@ def _prepare_pairs(value: dict[Any, Any], depth: int) -> list[list[Any]]:
         raise _too_deep(value)
     pairs: list[list[Any]] = []
     for key, item in value.items():
-        pairs.append([_prepare_item(key, "key", value, depth + 3), _prepare_item(item, key, value, depth + 3)])
+        if type(key) in _PLAIN and type(item) in _PLAIN:
+            pairs.append([key, item])  # inline, as in _prepare: most pairs hold nothing to change
+        else:
+            pairs.append([_prepare_item(key, "key", value, depth + 3), _prepare_item(item, key, value, depth + 3)])
     return pairs
 
 
@@ -271,15 +280,19 @@ def _prepare_special(value: Any, depth: int) -> Any:
         if value.tzinfo is None or value.utcoffset() is None:
             raise _Unencodable("naive datetime; give it a timezone (e.g. tzinfo=UTC)", TypeError)
         return _tagged("Date", _format_datetime(value))
+    if isinstance(value, JsDate):
+        return _tagged("Date", value.iso)
     if isinstance(value, (set, frozenset)):
         if depth + 1 > MAX_DEPTH:  # {"__type": "Set", "value": [...]}
             raise _too_deep(value)
         members: list[Any] = []
-        for member in value:
-            members.append(_prepare_item(member, "member", value, depth + 2))
+        for member in value.ordered() if isinstance(value, JsSet) else value:
+            members.append(member if type(member) in _PLAIN else _prepare_item(member, "member", value, depth + 2))
         return _tagged("Set", members)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return _tagged("Buffer", base64.b64encode(bytes(value)).decode("ascii"))
+    if isinstance(value, JsMap):
+        return _tagged("Map", _prepare_pairs(value, depth))
     if isinstance(value, dict):
         return _prepare(dict(value), depth)
     if isinstance(value, (list, tuple)):
@@ -297,11 +310,16 @@ def _format_datetime(value: datetime) -> str:
     return text[:-6] + "Z" if offset == timedelta(0) else text
 
 
-def _parse_datetime(text: Any) -> datetime:
+def _parse_date(text: Any) -> datetime | JsDate:
     if not isinstance(text, str):
+        # JavaScript's toISOString throws for an invalid Date, so the original never
+        # stores one; what JSON.stringify alone makes of it, null, is not a Date.
         raise TypeError("Date value is not a string")
-    # Python 3.10's fromisoformat does not read a trailing Z.
-    parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    try:
+        # Python 3.10's fromisoformat does not read a trailing Z.
+        parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        return read_js_date(text)  # six-digit years, year 0...; raises if JavaScript cannot read it
     if parsed.tzinfo is None:
         raise ValueError(f"Date value {text!r} has no timezone")
     return parsed
@@ -316,30 +334,30 @@ def _parse_buffer(text: Any) -> bytes:
         raise ValueError(f"Buffer value is not base64: {exc}") from None
 
 
-def _revive_set(members: Any) -> set[Any] | list[Any]:
+def _revive_set(members: Any) -> JsSet | list[Any]:
     if not isinstance(members, list):
         raise TypeError("Set value is not a list")
     items: list[Any] = _revive(members)
     try:
-        return set(items)
+        return JsSet(items)
     except TypeError:
         return items
 
 
-def _revive_map(pairs: Any) -> dict[Any, Any] | list[list[Any]]:
+def _revive_map(pairs: Any) -> JsMap | list[list[Any]]:
     if not isinstance(pairs, list) or not all(isinstance(pair, list) and len(pair) == 2 for pair in pairs):
         raise TypeError("Map value is not a list of [key, value] pairs")
     items: list[list[Any]] = []
     for key, item in pairs:
         items.append([_revive(key), _revive(item)])
     try:
-        return dict(items)
+        return JsMap(items)
     except TypeError:
         return items
 
 
 _REVIVERS: dict[str, Callable[[Any], Any]] = {
-    "Date": _parse_datetime,
+    "Date": _parse_date,
     "Set": _revive_set,
     "Buffer": _parse_buffer,
     "Map": _revive_map,
