@@ -7,21 +7,29 @@ shape (camelCase keys, JsonPlus tags), plus tables of its own that must be left 
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Column, Table, create_engine, insert, select, update
 
 from obsku_checkpoint_sqlite import (
     CheckpointCorruptionError,
     CheckpointNodeResult,
     CycleState,
+    JsDate,
+    JsMap,
+    JsSet,
     StoredToolResult,
     ToolCall,
 )
+from obsku_checkpoint_sqlite.db.memory_queries import entities
 from obsku_checkpoint_sqlite.db.migrate import head_revision
-from tests.conftest import StoreFactory
+from obsku_checkpoint_sqlite.db.queries import checkpoints, messages, sessions
+from obsku_checkpoint_sqlite.runtime.urls import normalize_url
+from tests.conftest import StoreFactory, database_url
 
 ORIGINAL_SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -267,3 +275,177 @@ async def test_python_writes_the_original_json_shape(open_store: StoreFactory, t
         connection.close()
     assert row == ('{"n":{"status":"completed","startedAt":5}}', '{"backEdge":"e","iteration":1}')
     assert tool_results == '[{"toolUseId":"t","content":"c","fullOutputRef":"ref"}]'
+
+
+# --- what the TypeScript package writes, read and saved back unchanged --------------------
+#
+# The rows below are written with SQL, as the TypeScript package stores them, on a SQLite
+# file, PostgreSQL and MariaDB; read through the store and saved again, their JSON must be
+# stored byte for byte as it was, as the TypeScript package itself writes it back: a Map
+# with string keys stays a Map, a Set keeps its order, a Date beyond datetime's years its
+# text, a node status its spelling. (The TypeScript framework writes a node result's own
+# keys sorted, "completedAt" first; this package writes them in field order, so the rows
+# here use that order: see docs/interop.md.)
+
+MAP = '{"__type":"Map","value":[["http",80],["https",{"port":443,"tls":true}]]}'
+NODE_RESULTS = (
+    '{"scan":{"status":"Complete","output":{"ports":' + MAP + ","
+    '"until":{"__type":"Date","value":"+010000-01-01T00:00:00.000Z"},'
+    '"since":{"__type":"Date","value":"-000001-01-01T00:00:00.000Z"},'
+    '"seen":{"__type":"Set","value":["b","a",3]}},"startedAt":1717243201000,"completedAt":1717243202000},'
+    '"probe":{"status":"Failed","error":"timeout"},"report":{"status":"Skipped"}}'
+)
+ATTRIBUTES = (
+    '{"seenAt":{"__type":"Date","value":"+010000-01-01T00:00:00.000Z"},"ports":' + MAP + ","
+    '"labels":{"__type":"Set","value":["b","a",3]},"raw":{"__type":"Buffer","value":"cmF3IAAgYnl0ZXM="},'
+    '"nested":{"when":[{"__type":"Date","value":"1970-01-01T00:00:00.000Z"}],'
+    '"byId":{"__type":"Map","value":[[2,"two"],[1,"one"]]}}}'
+)
+METADATA = (
+    '{"startedAt":{"__type":"Date","value":"-000001-01-01T00:00:00.000Z"},'
+    '"targets":{"__type":"Set","value":["b.example","a.example"]},"byHost":' + MAP + "}"
+)
+TOOL_CALLS = (
+    '[{"toolUseId":"tu_1","name":"nmap","input":{"hosts":' + MAP + ","
+    '"before":{"__type":"Date","value":"+010000-01-01T00:00:00.000Z"}}}]'
+)
+
+
+@pytest.fixture(params=["sqlite-file", "postgresql", "mariadb"])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database the TypeScript package could share: a SQLite file, PostgreSQL or MariaDB."""
+    return database_url(str(request.param), tmp_path)
+
+
+def write_behind(url: str, statement: Any, rows: list[dict[str, Any]] | None = None) -> None:
+    """Run ``statement`` on the database behind the store's back, as the TypeScript package would."""
+    engine = create_engine(normalize_url(url, for_async=False))
+    try:
+        with engine.begin() as conn:
+            conn.execute(statement, rows)
+    finally:
+        engine.dispose()
+
+
+def stored_text(url: str, column: Column[Any], table: Table, row_id: object) -> Any:
+    engine = create_engine(normalize_url(url, for_async=False))
+    try:
+        with engine.connect() as conn:
+            return conn.execute(select(column).where(table.c.id == row_id)).scalar_one()
+    finally:
+        engine.dispose()
+
+
+async def test_a_typescript_checkpoint_is_read_and_saved_back_byte_for_byte(
+    open_store: StoreFactory, shared_url: str
+) -> None:
+    store = open_store(shared_url)
+    session = await store.create_session("./from-typescript")
+    checkpoint_id = str(uuid.uuid4())
+    row = {
+        "id": checkpoint_id, "session_id": session.id, "namespace": "main", "parent_id": None, "version": 1,
+        "step": 1, "node_id": "scan", "node_results": NODE_RESULTS, "pending_nodes": '["report"]',
+        "cycle_state": None, "source": "loop", "created_at": 1717243204000,
+    }  # fmt: skip
+    write_behind(shared_url, insert(checkpoints), [row])
+
+    read = await store.get_checkpoint(checkpoint_id)
+    scan = read.node_results["scan"]
+    assert [result.status for result in read.node_results.values()] == ["Complete", "Failed", "Skipped"]
+    assert [result.canonical_status for result in read.node_results.values()] == ["completed", "failed", "skipped"]
+    assert scan.output["ports"] == {"http": 80, "https": {"port": 443, "tls": True}}
+    assert type(scan.output["ports"]) is JsMap
+    assert scan.output["until"] == JsDate(253_402_300_800_000)
+    assert scan.output["since"] == JsDate(-62_198_755_200_000)
+    assert type(scan.output["seen"]) is JsSet
+    assert scan.output["seen"].ordered() == ["b", "a", 3]
+
+    saved = await store.save_checkpoint(
+        session_id=session.id, namespace="main", step=2, node_results=dict(read.node_results),
+        pending_nodes=read.pending_nodes, source="loop",
+    )  # fmt: skip
+    assert stored_text(shared_url, checkpoints.c.node_results, checkpoints, saved.id) == NODE_RESULTS
+
+
+async def test_typescript_entity_attributes_are_read_and_saved_back_byte_for_byte(
+    open_store: StoreFactory, shared_url: str
+) -> None:
+    store = open_store(shared_url)
+    session = await store.create_session("./from-typescript")
+    entity_id = str(uuid.uuid4())
+    row = {
+        "id": entity_id, "session_id": session.id, "workspace_id": None, "name": "example.com", "type": "domain",
+        "attributes": ATTRIBUTES, "relationships": "[]", "created_at": 1717243204000, "updated_at": 1717243204000,
+        "embedding": None,
+    }  # fmt: skip
+    write_behind(shared_url, insert(entities), [row])
+
+    entity = await store.get_entity(entity_id)
+    assert entity.attributes["ports"] == {"http": 80, "https": {"port": 443, "tls": True}}
+    assert type(entity.attributes["ports"]) is JsMap
+    assert entity.attributes["seenAt"] == JsDate(253_402_300_800_000)
+    assert entity.attributes["nested"]["byId"] == {2: "two", 1: "one"}
+
+    await store.update_entity(entity_id, attributes=entity.attributes)
+    assert stored_text(shared_url, entities.c.attributes, entities, entity_id) == ATTRIBUTES
+    again = await store.save_entity(session.id, name=entity.name, type=entity.type, attributes=entity.attributes)
+    assert stored_text(shared_url, entities.c.attributes, entities, again.id) == ATTRIBUTES
+
+
+async def test_typescript_session_metadata_and_tool_calls_are_saved_back_byte_for_byte(
+    open_store: StoreFactory, shared_url: str
+) -> None:
+    store = open_store(shared_url)
+    session = await store.create_session("./from-typescript")
+    write_behind(shared_url, update(sessions).where(sessions.c.id == session.id).values(metadata=METADATA))
+    message = {
+        "session_id": session.id, "role": "assistant", "content": None, "tool_calls": TOOL_CALLS,
+        "tool_results": None, "tokens_in": None, "tokens_out": None, "created_at": 1717243204000,
+    }  # fmt: skip
+    write_behind(shared_url, insert(messages), [message])
+
+    metadata = (await store.get_session(session.id)).metadata
+    assert type(metadata["byHost"]) is JsMap
+    assert metadata["startedAt"] == JsDate(-62_198_755_200_000)
+    await store.update_session(session.id, metadata=metadata)
+    assert stored_text(shared_url, sessions.c.metadata, sessions, session.id) == METADATA
+
+    (read,) = await store.get_messages(session.id)
+    assert type(read.tool_calls[0].input["hosts"]) is JsMap
+    added = await store.add_message(session.id, role="assistant", tool_calls=read.tool_calls)
+    assert stored_text(shared_url, messages.c.tool_calls, messages, added.id) == TOOL_CALLS
+
+
+async def test_capitalised_node_statuses_are_taken_on_write_as_the_typescript_store_takes_them(
+    open_store: StoreFactory, shared_url: str
+) -> None:
+    store = open_store(shared_url)
+    session = await store.create_session("./from-python")
+    saved = await store.save_checkpoint(
+        session_id=session.id, step=1, node_results={"a": {"status": "Complete"}, "b": {"status": "failed"}},
+        source="loop",
+    )  # fmt: skip
+    stored = stored_text(shared_url, checkpoints.c.node_results, checkpoints, saved.id)
+    assert stored == '{"a":{"status":"Complete"},"b":{"status":"failed"}}'
+    assert (await store.get_checkpoint(saved.id)).node_results["a"].canonical_status == "completed"
+    # Spellings neither package takes are refused, nothing written...
+    with pytest.raises(ValueError, match="status"):
+        await store.save_checkpoint(
+            session_id=session.id, step=2, node_results={"a": {"status": "COMPLETE"}}, source="loop"
+        )
+    # ...and a stored one is corrupt, naming its row, as the TypeScript store refuses it.
+    write_behind(
+        shared_url,
+        update(checkpoints).where(checkpoints.c.id == saved.id).values(node_results='{"a":{"status":"done"}}'),
+    )
+    read = await store.get_checkpoint(saved.id)
+    with pytest.raises(CheckpointCorruptionError, match=rf"checkpoints row {saved.id!r}, column node_results"):
+        read.node_results["a"]
+
+
+def test_canonical_status_reads_the_capitalised_spellings_as_the_framework_does() -> None:
+    assert [CheckpointNodeResult(status=status).canonical_status for status in ("Complete", "Failed", "Skipped")] == [
+        "completed", "failed", "skipped",
+    ]  # fmt: skip
+    for status in ("pending", "running", "completed", "failed", "skipped"):
+        assert CheckpointNodeResult(status=status).canonical_status == status

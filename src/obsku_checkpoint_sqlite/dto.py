@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler
 from pydantic.alias_generators import to_camel
@@ -22,6 +22,13 @@ from .errors import CheckpointCorruptionError
 Role = Literal["user", "assistant", "system", "tool"]
 CheckpointSource = Literal["input", "loop", "interrupt", "fork"]
 NodeStatus = Literal["pending", "running", "completed", "failed", "skipped"]
+LegacyNodeStatus = Literal["Complete", "Failed", "Skipped"]
+"""Spellings of ``completed``, ``failed`` and ``skipped`` that the TypeScript store also takes
+(those of the obsku framework's own node results); kept as stored, read and written alike."""
+_CANONICAL_STATUS: dict[str, NodeStatus] = {
+    **{status: status for status in get_args(NodeStatus)},
+    "Complete": "completed", "Failed": "failed", "Skipped": "skipped",
+}  # fmt: skip
 
 # Strict: "5", 5.0 and True are not counts; a caller passing them has a bug.
 Millis = Annotated[int, Field(strict=True)]
@@ -55,13 +62,25 @@ class StoredToolResult(_Payload):
 
 
 class CheckpointNodeResult(_Payload):
-    """The state of one graph node at a checkpoint."""
+    """The state of one graph node at a checkpoint.
 
-    status: NodeStatus
+    ``status`` is one of ``NodeStatus``, or one of the ``LegacyNodeStatus`` spellings
+    (``Complete``, ``Failed``, ``Skipped``) that the TypeScript store takes and keeps as
+    they are: this package reads and writes them unchanged too, so a checkpoint saved
+    again stores the same text. ``canonical_status`` names either kind in lower case.
+    """
+
+    status: NodeStatus | LegacyNodeStatus
     output: Any = None
     error: Text | None = None
     started_at: Millis | None = None
     completed_at: Millis | None = None
+
+    @property
+    def canonical_status(self) -> NodeStatus:
+        """``status`` with ``Complete``, ``Failed`` and ``Skipped`` as ``completed``, ``failed``
+        and ``skipped``, the obsku framework's reading of them when it resumes a graph."""
+        return _CANONICAL_STATUS[self.status]
 
 
 class NodeResults(Mapping[str, CheckpointNodeResult]):
