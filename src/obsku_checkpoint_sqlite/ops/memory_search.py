@@ -15,12 +15,13 @@ scores are the TypeScript store's, bit for bit.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 from numpy.typing import NDArray
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Numeric, Select, Table, bindparam, cast, func, select
 
 from ..db import memory_queries as q
 from ..db.memory_rows import entity_from_row, fact_from_row, parse_embedding
@@ -55,11 +56,42 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
         raise ValueError(f"vectors of {len(x)} and {len(y)} numbers")
     if len(x) == 0:
         return 0.0
-    dot = float(np.add.accumulate(x * y)[-1])
-    na = float(np.add.accumulate(x * x)[-1])
-    nb = float(np.add.accumulate(y * y)[-1])
-    denominator = math.sqrt(na) * math.sqrt(nb)
-    return 0.0 if denominator == 0 else dot / denominator
+    return _Scorer(x)(y)
+
+
+class _Scorer:
+    """``cosine(query, vector)`` for one query and many vectors: the query's sum is taken once
+    (each of the three sums is its own running total, so the bits are the same)."""
+
+    def __init__(self, query: NDArray[np.float64]) -> None:
+        self.query = query
+        self.root = math.sqrt(float(np.add.accumulate(query * query)[-1]))
+
+    def __call__(self, vector: NDArray[np.float64]) -> float:
+        dot = float(np.add.accumulate(self.query * vector)[-1])
+        denominator = self.root * math.sqrt(float(np.add.accumulate(vector * vector)[-1]))
+        return 0.0 if denominator == 0 else dot / denominator
+
+
+def _decode(value: str | bytes | None) -> NDArray[np.float64] | None:
+    """``parse_embedding``'s numbers as an array: the same values, None and errors, without a
+    list of floats in between when the value is the JSON text of plain numbers."""
+    if value and not any(mark in value for mark in _LETTERS[isinstance(value, str)]):
+        try:
+            parsed = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, list) and parsed:
+            array = np.array(parsed)
+            if array.ndim == 1 and array.dtype.kind == "f" and np.isfinite(array).all():
+                return array
+    vector = parse_embedding(value)
+    return None if vector is None else np.asarray(vector, dtype=np.float64)
+
+
+# Numbers are written with digits, signs, a point and "e" only: these mean true, false, null
+# or a string (which np.array would turn into numbers or objects), left to parse_embedding.
+_LETTERS: dict[bool, tuple[Any, ...]] = {True: ('"', "t", "f", "n"), False: (b'"', b"t", b"f", b"n")}
 
 
 def _cache(conn: Connection, table: Table) -> VectorCache:
@@ -73,14 +105,13 @@ def search_entities(
     key = ("entities", session_id, workspace_id)
     candidates = _candidates(conn, q.entities, statement, with_rowid, key)
     everything = not (session_id or workspace_id)
-    ranked, skipped = _rank(conn, q.entities, candidates, key, query, top_k, threshold, full=everything)
-    rows = {row.id: row for row in _fetch(conn, q.entities, q.ENTITY_COLUMNS, [row_id for row_id, _ in ranked])}
+    ranked, skipped = _rank(
+        conn, q.entities, q.ENTITY_COLUMNS, candidates, key, query, top_k, threshold, full=everything
+    )
     found: list[Entity] = []
-    for row_id, score in ranked:
-        if row_id not in rows:
-            continue
+    for row, score in ranked:
         try:
-            entity = entity_from_row(rows[row_id], lenient=True)
+            entity = entity_from_row(row, lenient=True)
         except CheckpointCorruptionError as exc:
             skipped.append(exc)
             continue
@@ -94,13 +125,13 @@ def search_facts(
     statement, with_rowid = q.fact_candidates(workspace_id, conn.dialect.name)
     key = ("facts", None, workspace_id)
     candidates = _candidates(conn, q.facts, statement, with_rowid, key)
-    ranked, skipped = _rank(conn, q.facts, candidates, key, query, top_k, threshold, full=not workspace_id)
-    rows = {row.id: row for row in _fetch(conn, q.facts, q.FACT_COLUMNS, [row_id for row_id, _ in ranked])}
+    ranked, skipped = _rank(
+        conn, q.facts, q.FACT_COLUMNS, candidates, key, query, top_k, threshold, full=not workspace_id
+    )
     postgresql = conn.dialect.name == "postgresql"
     found = [
-        fact_from_row(rows[row_id], postgresql=postgresql, with_embedding=False).model_copy(update={"score": score})
-        for row_id, score in ranked
-        if row_id in rows
+        fact_from_row(row, postgresql=postgresql, with_embedding=False).model_copy(update={"score": score})
+        for row, score in ranked
     ]
     return MemoryResults(found[:top_k], skipped=skipped)
 
@@ -112,15 +143,19 @@ def _candidates(
 
     On SQLite a connection's last list is reused while nothing was written: ``data_version``
     moves when another connection (of any process) commits, ``total_changes()`` when this
-    one writes; either change, and the list is read again.
+    one writes; either change, and the list is read again. On PostgreSQL the last list is
+    reused while the candidates' fingerprint (``_fingerprints``) is the same.
     """
-    stamp = _sqlite_stamp(conn)
     cache = _cache(conn, table)
+    if conn.dialect.name == "postgresql":
+        return _listed(conn, cache, statement, key)
+    stamp = _sqlite_stamp(conn)
     if stamp is not None:
         with cache.lock:
             hit = cache.candidates.get((key, id(stamp[0])))
         if hit is not None and hit[0] is stamp[0] and hit[1] == stamp[1]:
-            return hit[2]
+            listed: list[tuple[str, Any]] = hit[-1]
+            return listed
     rows = list(conn.execute(statement).all())
     if with_rowid:
         rows.sort(key=lambda row: row[0])
@@ -135,6 +170,42 @@ def _candidates(
     return found
 
 
+def _listed(conn: Connection, cache: VectorCache, statement: Any, key: tuple[Any, ...]) -> list[tuple[str, Any]]:
+    with cache.lock:
+        hit = cache.candidates.get(key)
+    fingerprint_of, listing = (hit[0], hit[1]) if hit is not None else _fingerprints(statement)
+    if hit is not None and tuple(conn.execute(fingerprint_of).one()) == hit[2]:
+        listed: list[tuple[str, Any]] = hit[-1]
+        return listed
+    rows = conn.execute(listing).all()
+    found = [(row[0], row[1]) for row in rows]
+    fingerprint = tuple(rows[0][2:]) if rows else (0, None, None)
+    with cache.lock:
+        if len(cache.candidates) >= MAX_LISTS:
+            cache.candidates.clear()
+        cache.candidates[key] = (fingerprint_of, listing, fingerprint, found)
+    return found
+
+
+def _fingerprints(statement: Any) -> tuple[Any, Any]:
+    """A statement giving the fingerprint of the candidates of ``statement`` (id, marker), and
+    one giving the candidates with it on every row (both from one snapshot).
+
+    The fingerprint is the count, the sum of the markers and the sum of 64-bit hashes of each
+    id seeded with its marker: the server reads the candidates' index entries and sends one
+    row instead of one a candidate. A change that kept all three would need two sets of rows
+    whose 64-bit hash sums collide.
+    """
+    rows = statement.subquery()
+    row_id, marker = rows.c
+    parts = (
+        func.count(),
+        func.sum(marker),
+        func.sum(cast(func.hashtextextended(row_id, func.coalesce(marker, 0)), Numeric())),
+    )
+    return select(*parts), select(row_id, marker, *(part.over() for part in parts))
+
+
 def _sqlite_stamp(conn: Connection) -> tuple[Any, tuple[Any, ...]] | None:
     """The SQLite connection and what says whether its database changed, or None elsewhere."""
     if conn.dialect.name != "sqlite":
@@ -143,17 +214,29 @@ def _sqlite_stamp(conn: Connection) -> tuple[Any, tuple[Any, ...]] | None:
     return conn.connection.dbapi_connection, tuple(version)
 
 
-def _fetch(conn: Connection, table: Table, columns: Sequence[Any], ids: list[str]) -> list[Any]:
-    rows: list[Any] = []
+def _fetch(conn: Connection, table: Table, columns: Sequence[Any], ids: list[str]) -> Iterator[Any]:
+    """The rows of ``ids``, a statement per ``CHUNK`` of them: one chunk's rows in memory at a time."""
+    statement = _by_ids(table, tuple(columns))
     for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
-        rows.extend(conn.execute(select(*columns).where(table.c.id.in_(chunk))).all())
-    return rows
+        yield from conn.execute(statement, {"ids": ids[start : start + CHUNK]}).all()
+
+
+_BY_IDS: dict[tuple[Any, ...], Select[Any]] = {}
+
+
+def _by_ids(table: Table, columns: tuple[Any, ...]) -> Select[Any]:
+    # Built once: SQLAlchemy then finds its compiled form without walking a new statement.
+    key = (table.name, *(column.name for column in columns))
+    statement = _BY_IDS.get(key)
+    if statement is None:
+        statement = _BY_IDS[key] = select(*columns).where(table.c.id.in_(bindparam("ids", expanding=True)))
+    return statement
 
 
 def _rank(
     conn: Connection,
     table: Table,
+    columns: Sequence[Any],
     candidates: Sequence[Any],
     key: tuple[Any, ...],
     query: list[float],
@@ -162,38 +245,40 @@ def _rank(
     *,
     full: bool,
 ) -> tuple[list[tuple[str, float]], list[CheckpointStoreError]]:
-    """The candidates that pass ``threshold``, best first (ties in scan order), at most
-    ``top_k`` plus the rows tied at the cut; and the errors of rows that cannot be scored."""
+    """The rows (``columns``, the embedding among them) of the candidates that pass
+    ``threshold``, best first (ties in scan order), at most ``top_k``, with their scores; and
+    the errors of rows that cannot be scored."""
     cache = _cache(conn, table)
+
+    def exact(ids: list[str]) -> dict[str, Any]:
+        return {row.id: row for row in _fetch(conn, table, columns, ids)}
+
     with cache.lock:
         plan = cache.plans.get((key, len(query)))
         if plan is not None and plan[1] == cache.generation and (plan[0] is candidates or plan[0] == candidates):
             # The same candidates with the same markers over an unchanged cache: every row
             # is fresh, and the rows to score are those found last time.
             order, slots, skipped = plan[2], plan[3], list(plan[4])
-            ranked = _ranked(cache, order, slots, query, top_k, threshold, lambda ids: _exact(conn, table, ids))
-            return ranked, skipped
+            return _ranked(cache, order, slots, query, top_k, threshold, exact), skipped
         stale = [row_id for row_id, marker in candidates if (cache.rows.get(row_id) or (None,))[0] != marker]
+        cache.expect(len(stale))
         for row in _fetch(conn, table, [table.c.id, _marker(table), table.c.embedding], stale):
             try:
-                cache.store(row[0], row[1], parse_embedding(row[2]))
+                cache.store(row[0], row[1], _decode(row[2]))
             except ValueError as exc:
                 cache.store(row[0], row[1], None, str(exc))
+        cache.expect(0)
         if full:
             cache.forget({row_id for row_id, _ in candidates})
         order, slots, skipped = _classify(cache, table.name, candidates, len(query))
         if len(cache.plans) >= MAX_LISTS:
             cache.plans.clear()
         cache.plans[(key, len(query))] = (candidates, cache.generation, order, slots, list(skipped))
-        return _ranked(cache, order, slots, query, top_k, threshold, lambda ids: _exact(conn, table, ids)), skipped
+        return _ranked(cache, order, slots, query, top_k, threshold, exact), skipped
 
 
 def _marker(table: Table) -> Any:
     return table.c.updated_at if table.name == "entities" else table.c.created_at
-
-
-def _exact(conn: Connection, table: Table, ids: list[str]) -> dict[str, list[float] | None]:
-    return {row[0]: parse_embedding(row[1]) for row in _fetch(conn, table, [table.c.id, table.c.embedding], ids)}
 
 
 def _classify(
@@ -225,8 +310,8 @@ def _ranked(
     query: list[float],
     top_k: int,
     threshold: float,
-    exact: Callable[[list[str]], dict[str, list[float] | None]],
-) -> list[tuple[str, float]]:
+    exact: Callable[[list[str]], dict[str, Any]],
+) -> list[tuple[Any, float]]:
     dimension = len(query)
     if not order or top_k == 0:
         return []
@@ -244,14 +329,16 @@ def _ranked(
         cut = np.partition(approx[eligible], len(eligible) - top_k)[len(eligible) - top_k]
         eligible = eligible[approx[eligible] >= cut - MARGIN]
     chosen = [order[index] for index in sorted(eligible.tolist())]
-    vectors = exact(chosen)
-    scored: list[tuple[float, int, str]] = []
+    rows = exact(chosen)
+    scorer = _Scorer(array)
+    scored: list[tuple[float, int, Any]] = []
     for position, row_id in enumerate(chosen):
-        vector = vectors.get(row_id)
+        row = rows.get(row_id)
+        vector = None if row is None else _decode(row.embedding)
         if vector is None or len(vector) != dimension:
             continue  # changed or deleted since the candidates were read
-        score = cosine(query, vector)
+        score = scorer(vector)
         if score >= threshold:
-            scored.append((score, position, row_id))
+            scored.append((score, position, row))
     scored.sort(key=lambda item: (-item[0], item[1]))
-    return [(row_id, score) for score, _, row_id in scored[:top_k]]
+    return [(row, score) for score, _, row in scored[:top_k]]

@@ -25,14 +25,23 @@ class Block:
     used: int = 0
     free: list[int] = field(default_factory=list)
 
-    def put(self, vector: NDArray[np.float32], slot: int | None) -> int:
+    # One int object for every row of the block (the rows map holds it, a few bytes saved a row).
+    dimension: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.dimension = int(self.matrix.shape[1])
+
+    def put(self, vector: NDArray[np.float32], slot: int | None, coming: int = 0) -> int:
+        """Write ``vector`` at ``slot``, or at a free one; ``coming``: rows still to be put by
+        the same fill, room for which is made at once when the matrix must grow."""
         if slot is None:
             if self.free:
                 slot = self.free.pop()
             else:
                 if self.used == len(self.matrix):
-                    # Grown by a quarter: the cache stays within 25 % of the vectors' float32 size.
-                    size = len(self.matrix) + max(64, len(self.matrix) // 4)
+                    # Grown to hold the rest of a fill, or by a sixteenth: the slack stays within
+                    # about 6 % of the vectors' float32 size, and a fill copies the matrix once.
+                    size = len(self.matrix) + max(coming, 64, len(self.matrix) // 16)
                     grown = np.zeros((size, self.matrix.shape[1]), dtype=np.float32)
                     grown[: self.used] = self.matrix[: self.used]
                     self.matrix = grown
@@ -53,38 +62,46 @@ class VectorCache:
 
     rows: dict[str, tuple[Any, int, int] | tuple[Any, str]] = field(default_factory=dict)
     blocks: dict[int, Block] = field(default_factory=dict)
-    # On SQLite, the last candidates of a search per filter and connection, with the
-    # connection and the stamp they were read at (``ops.memory_search._candidates``).
-    candidates: dict[tuple[Any, ...], tuple[Any, Any, list[tuple[str, Any]]]] = field(default_factory=dict)
+    # The last candidates of a search per filter, with what says whether they still hold
+    # (``ops.memory_search._candidates``): on SQLite per connection, with the connection and
+    # the stamp they were read at; on PostgreSQL with their fingerprint. The list comes last.
+    candidates: dict[tuple[Any, ...], tuple[Any, ...]] = field(default_factory=dict)
     # What a search found scorable in its candidates, per filter and query dimension, valid
     # for the same candidates while ``generation`` (moved by every change to ``rows``) stays.
     plans: dict[tuple[Any, int], tuple[Any, ...]] = field(default_factory=dict)
     generation: int = 0
+    # Rows the fill under way has still to store (``expect``): room is made for them at once.
+    coming: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def store(self, row_id: str, marker: Any, vector: list[float] | None, problem: str | None = None) -> None:
+    def expect(self, count: int) -> None:
+        """Say that ``count`` rows are about to be stored, so a matrix grows once for all of them."""
+        self.coming = count
+
+    def store(self, row_id: str, marker: Any, vector: NDArray[np.float64] | None, problem: str | None = None) -> None:
         """Keep a row's decoded vector (None: no embedding) or why it cannot be read."""
         previous = self.rows.get(row_id)
         self.generation += 1
-        if problem is not None or not vector:
+        self.coming = max(0, self.coming - 1)
+        if problem is not None or vector is None or len(vector) == 0:
             self._release(previous)
             if problem is not None:
                 self.rows[row_id] = (marker, problem)
             else:
                 self.rows[row_id] = (marker, -1 if vector is None else 0, -1)
             return
-        array = np.asarray(vector, dtype=np.float64)
-        norm = float(np.linalg.norm(array))
-        unit = (array / norm if norm > 0 and math.isfinite(norm) else np.zeros_like(array)).astype(np.float32)
-        block = self.blocks.get(len(vector))
+        dimension = len(vector)
+        norm = float(np.linalg.norm(vector))
+        unit = (vector / norm if norm > 0 and math.isfinite(norm) else np.zeros_like(vector)).astype(np.float32)
+        block = self.blocks.get(dimension)
         if block is None:
-            block = self.blocks[len(vector)] = Block(np.zeros((64, len(vector)), dtype=np.float32))
+            block = self.blocks[dimension] = Block(np.zeros((64, dimension), dtype=np.float32))
         slot: int | None = None
-        if previous is not None and len(previous) == 3 and previous[1] == len(vector) and previous[2] >= 0:
+        if previous is not None and len(previous) == 3 and previous[1] == dimension and previous[2] >= 0:
             slot = previous[2]
         else:
             self._release(previous)
-        self.rows[row_id] = (marker, len(vector), block.put(unit, slot))
+        self.rows[row_id] = (marker, block.dimension, block.put(unit, slot, self.coming))
 
     def _release(self, previous: tuple[Any, ...] | None) -> None:
         if previous is not None and len(previous) == 3 and previous[2] >= 0:
@@ -95,10 +112,6 @@ class VectorCache:
         for row_id in [row_id for row_id in self.rows if row_id not in keep]:
             self.generation += 1
             self._release(self.rows.pop(row_id))
-
-    def size(self) -> int:
-        """Bytes held by the matrices."""
-        return sum(block.matrix.nbytes for block in self.blocks.values())
 
 
 _CACHES: weakref.WeakKeyDictionary[Engine, dict[str, VectorCache]] = weakref.WeakKeyDictionary()
@@ -111,7 +124,7 @@ def cache_for(engine: Engine, table: str) -> VectorCache:
         return _CACHES.setdefault(engine, {}).setdefault(table, VectorCache())
 
 
-def cached_bytes() -> int:
-    """Bytes held by every cache of this process (for the benchmark)."""
+def caches() -> list[VectorCache]:
+    """Every cache of this process (for the benchmark, which measures what they hold)."""
     with _CACHES_LOCK:
-        return sum(cache.size() for caches in _CACHES.values() for cache in caches.values())
+        return [cache for by_table in _CACHES.values() for cache in by_table.values()]
