@@ -143,7 +143,8 @@ def render(result: dict[str, Any]) -> str:
         scaling_section(result.get("scaling")),
         servers_section(result.get("servers")),
         savers_section(result.get("savers")),
-        targets_section(result["targets"]),
+        memory_section(result.get("memory")),
+        targets_section(result["targets"] + (result.get("memory") or {}).get("targets", [])),
         TARGET_NOTES.format(floor_vs_put=floor_versus_put(operations)),
         DESIGN_NOTES,
     ]
@@ -456,6 +457,98 @@ def savers_section(savers: dict[str, Any] | None) -> str:
             lines += ["", f"Preloading through `put` took {preload['ours']:g} s (the store's savers) and "
                       f"{preload['peer']:g} s (LangGraph's)."]  # fmt: skip
     return "\n".join(lines)
+
+
+MEMORY_BACKENDS = {"sqlite": "SQLite file", "postgresql": "PostgreSQL", "mariadb": "MariaDB"}
+BASELINES = {"typescript": "TypeScript package (Bun)", "python": "its method in pure Python"}
+
+MEMORY_INTRO = """\
+`search_facts_semantic(top_k=10)` over one workspace of facts whose embeddings have {dim:,} numbers,
+stored as JSON text as the TypeScript package stores them (see [Memory store](memory.md#how-it-is-fast)). Each
+point (a backend and a number of facts) runs in a process of its own, on a fresh database filled in
+bulk (a temporary SQLite file; a scratch PostgreSQL or MariaDB database, dropped afterwards; on
+PostgreSQL the embeddings are compressed with lz4, which fills 3 GB of JSON in a minute where the
+default pglz takes several). *First search* decodes every embedding into the cache; *warm* is the
+median / 90th percentile of {warm} searches after it, each with a query of its own. The baseline
+runs on the same data: the TypeScript package's `searchFactsSemantic` under Bun where it was
+installed, otherwise the TypeScript store's method in pure Python (every candidate's JSON parsed and
+scored, per search); the store's first search must find the baseline's ids.
+
+*Memory* is what the store holds for searching: every object reachable from the process's vector
+caches (the float32 matrix, the row map, the candidate list, what a search found scorable), each
+counted once, NumPy arrays by their buffers and the rest by `sys.getsizeof`, plus the most a warm
+search allocates on top (tracemalloc's peak, which sees NumPy's buffers too), against the vectors'
+own float32 size (facts × dimensions × 4 bytes). *RSS growth* is the process's resident memory after
+the first search less before it, for comparison (it also holds what the allocator kept).
+
+```bash
+python -m benchmarks.memory                                 # every point, pure-Python baseline
+python -m benchmarks.memory --typescript /tmp/obsku-ts      # the TypeScript package as the baseline
+python -m benchmarks.memory --rows 10000 --backends sqlite  # one point
+```
+
+`--typescript` names a directory holding Bun and the TypeScript packages, made with
+`npm install bun` and the packages unpacked from `npm pack @obsku/checkpoint-sqlite@0.2.3` and
+`npm pack @obsku/checkpoint-postgres@0.2.3` into `node_modules/@obsku/checkpoint-sqlite` and
+`node_modules/@obsku/checkpoint-postgres` (their `@obsku/framework` dependency is bundled in them
+and not on the registry, so `npm install` of the packages fails);
+`benchmarks/memory_typescript.mjs` runs them. The command writes the `memory` section of
+`benchmarks/results/latest.json` and leaves the rest; `python -m benchmarks.run` keeps it.
+"""
+
+
+def memory_section(memory: dict[str, Any] | None) -> str:
+    """Semantic search over the memory store: time and memory per backend and number of facts."""
+    lines = ["## Semantic search", ""]
+    if not memory:
+        return "\n".join([*lines, "Not measured: `python -m benchmarks.memory` writes this section."])
+    env = memory["environment"]
+    date = datetime.fromisoformat(memory["date"]).astimezone(timezone.utc)
+    workload = memory["workload"]
+    lines += [
+        MEMORY_INTRO.format(dim=workload["dim"], warm=workload["warm_searches"]).rstrip("\n"),
+        "",
+        f"Run {date:%Y-%m-%d %H:%M} UTC (`{memory['command']}`), {memory['duration_s']:g} s, at "
+        + (f"`{env['commit']}`" if env.get("commit") else "an unknown commit")
+        + f", on {env['machine']}."
+        + (f" {memory['note']}" if memory.get("note") else ""),
+        "",
+        "| backend | facts | warm median / p90 | first search | baseline | baseline ÷ warm | memory ÷ float32 "
+        "| memory | RSS growth | fill |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for backend, points in memory["points"].items():
+        for rows, point in sorted(points.items(), key=lambda item: int(item[0])):
+            name = MEMORY_BACKENDS.get(backend, backend)
+            if "warm_median_ms" not in point:
+                lines.append(f"| {name} | {int(rows):,} | not measured: {point.get('skipped', 'no result')} |"
+                             + " |" * 7)  # fmt: skip
+                continue
+            baseline = point.get("baseline")
+            if baseline:
+                same = "" if point.get("same_results_as_baseline") else " (**other results**)"
+                base = f"{milliseconds(baseline['median_ms'])}, {BASELINES[baseline['kind']]}{same}"
+                speedup = f"{baseline['median_ms'] / point['warm_median_ms']:,.0f}×"
+            else:
+                base, speedup = "not measured", "–"
+            cells = [
+                name,
+                f"{int(rows):,}",
+                f"{milliseconds(point['warm_median_ms'])} / {milliseconds(point['warm_p90_ms'])}",
+                milliseconds(point["first_ms"]),
+                base,
+                speedup,
+                f"{point['memory_over_float32']:.2f}×",
+                f"{point['memory_bytes'] / 1e6:,.1f} MB",
+                f"{point['rss_growth_bytes'] / 1e6:,.0f} MB",
+                f"{point['preload_s']:g} s",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def milliseconds(ms: float) -> str:
+    return f"{ms / 1000:,.1f} s" if ms >= 1_000 else f"{ms:,.0f} ms" if ms >= 100 else f"{ms:.1f} ms"
 
 
 def targets_section(verdicts: list[dict[str, Any]]) -> str:
