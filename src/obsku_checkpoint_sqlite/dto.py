@@ -248,6 +248,9 @@ class SessionSummary(_Dto):
     checkpoint_count: int
     last_message_at: Millis | None = None
     latest_checkpoint: CheckpointRef | None = None
+    entity_count: int = 0
+    fact_count: int = 0
+    """The memory store's entities found in the session, and facts whose source it is."""
 
 
 class SummaryPage(list[SessionSummary]):
@@ -301,6 +304,12 @@ class TransferReport(_Dto):
     checkpoints: int
     skipped_sessions: int = 0
     """Sessions an import left alone because their id existed (``on_conflict="skip"``)."""
+    entities: int = 0
+    facts: int = 0
+    """Entities and facts of the memory store moved (an import counts none of skipped sessions)."""
+    skipped_entities: int = 0
+    skipped_facts: int = 0
+    """Entities and facts an import left alone because their own id existed (``on_conflict="skip"``)."""
 
 
 # Validated inputs. The store builds these from its keyword arguments, so bad input

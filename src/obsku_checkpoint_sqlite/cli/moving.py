@@ -10,7 +10,7 @@ import typer
 from ..runtime.urls import database_url
 from ..transfer import copy_database
 from .application import CliError, JsonOption, app, err, handled, open_store, out, progress_bar, require_existing
-from .render import count, print_json, rows_moved
+from .render import count, in_words, print_json, rows_moved
 
 
 @app.command("export")
@@ -22,9 +22,11 @@ def export_command(
     session: Annotated[list[str] | None, typer.Option("--session", help="Only this session (repeatable).")] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Replace the file if it exists.")] = False,
 ) -> None:
-    """Write sessions, messages and checkpoints to a JSON Lines file.
+    """Write sessions, messages and checkpoints, with their entities and facts, to a JSON Lines file.
 
     The file is new, readable by you only (mode 0600), and appears once complete.
+    Facts from no session go too when no --session is given (with --workspace, that
+    workspace's).
     """
     with open_store(ctx) as store, progress_bar("Exporting sessions") as progress:
         target = sys.stdout.buffer if output == "-" else output
@@ -47,7 +49,10 @@ def import_command(
     ],
     new_ids: Annotated[bool, typer.Option("--new-ids", help="Import a copy under fresh ids.")] = False,
     skip_existing: Annotated[
-        bool, typer.Option("--skip-existing", help="Leave sessions whose id exists alone instead of failing.")
+        bool,
+        typer.Option(
+            "--skip-existing", help="Leave sessions, entities and facts whose id exists alone instead of failing."
+        ),
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -62,10 +67,16 @@ def import_command(
     if as_json:
         print_json(report.model_dump(mode="json"))
         return
-    out.print(
-        f"Imported {rows_moved(report)}."
-        + (f" Skipped {count(report.skipped_sessions, 'existing session')}." if report.skipped_sessions else "")
-    )
+    skipped = [
+        count(number, f"existing {noun}", f"existing {plural}")
+        for number, noun, plural in (
+            (report.skipped_sessions, "session", "sessions"),
+            (report.skipped_entities, "entity", "entities"),
+            (report.skipped_facts, "fact", "facts"),
+        )
+        if number
+    ]
+    out.print(f"Imported {rows_moved(report)}." + (f" Skipped {in_words(skipped)}." if skipped else ""))
 
 
 @app.command()

@@ -33,15 +33,24 @@ def local_time(millis: int | None) -> str:
     return datetime.fromtimestamp(millis / 1000, tz=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+def count(number: int, noun: str, plural: str | None = None) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {plural or noun + 's'}"
 
 
 def rows_moved(report: PruneReport | TransferReport) -> str:
-    return (
-        f"{count(report.sessions, 'session')}, {count(report.messages, 'message')} "
-        f"and {count(report.checkpoints, 'checkpoint')}"
-    )
+    parts = [
+        count(report.sessions, "session"),
+        count(report.messages, "message"),
+        count(report.checkpoints, "checkpoint"),
+    ]
+    if isinstance(report, TransferReport) and (report.entities or report.facts):
+        parts += [count(report.entities, "entity", "entities"), count(report.facts, "fact")]
+    return in_words(parts)
+
+
+def in_words(parts: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return " and ".join(filter(None, [", ".join(parts[:-1]), parts[-1]]))
 
 
 def short(text: str | None, width: int = 60) -> str:
@@ -99,20 +108,28 @@ class Listing:
 
 
 def sessions_table(page: SummaryPage) -> Listing:
-    table = Listing(
+    """The sessions of a page; a Memory column (entities/facts) when any of them has some."""
+    memory = any(item.entity_count or item.fact_count for item in page)
+    columns: list[tuple[str, ColumnKind, str | None]] = [
         ("ID", "id", "cyan"), ("Title", "text", None), ("Workspace", "text", None), ("Msgs", "number", None),
         ("Ckpts", "number", None), ("Step", "number", None), ("Updated", "text", None),
-    )  # fmt: skip
+    ]  # fmt: skip
+    if memory:
+        columns.insert(6, ("Memory", "number", None))
+    table = Listing(*columns)
     for item in page:
         session = item.session
         latest = item.latest_checkpoint
         title = escape(session.title or "")
         if session.forked_from_session_id:
             title += " [dim](fork)[/dim]"
-        table.add_row(
+        cells = [
             session.id, title, escape(session.workspace_id or ""), str(item.message_count), str(item.checkpoint_count),
             "-" if latest is None else str(latest.step), local_time(session.updated_at),
-        )  # fmt: skip
+        ]  # fmt: skip
+        if memory:
+            cells.insert(6, f"{item.entity_count}/{item.fact_count}")
+        table.add_row(*cells)
     return table
 
 

@@ -8,8 +8,10 @@ The export format, version 1, one JSON object per line:
   checkpoints ``{"type": "checkpoint", "row": {...}}`` oldest first;
 - last, ``{"type": "end", "counts": {"sessions": S, "messages": M, "checkpoints": C}}``.
 
-Version 2 adds LangGraph threads' rows to their sessions (``ops.thread_transfer``); an
-export holding none is written as version 1.
+Version 2 adds LangGraph threads' rows to their sessions (``ops.thread_transfer``);
+version 3 adds the memory store's entities and facts after the sessions
+(``ops.memory_transfer``). An export is written in the lowest version that holds its
+content: 1 without either, 2 with threads only.
 
 A row holds every column of its table with the stored value as is (payload columns
 stay the JSON text the database holds), so an import writes back exactly what was
@@ -29,12 +31,12 @@ from sqlalchemy import Connection, func, select, text
 from ..db.queries import checkpoints, messages, sessions
 from ..db.values import now_ms
 from ..dto import TransferReport
-from . import thread_transfer
+from . import memory_transfer, thread_transfer
 from .files import ExportFile
 from .jobs import Progress
 
 FORMAT = "obsku-checkpoint-export"
-FORMAT_VERSION = 2
+FORMAT_VERSION = memory_transfer.VERSION
 """The newest format version this package writes and reads."""
 BATCH_SIZE = 1000
 
@@ -48,7 +50,8 @@ def export_sessions(
     session_ids: list[str] | None,
     progress: Progress | None,
 ) -> TransferReport:
-    """Write the selected sessions with their messages and checkpoints to ``target``.
+    """Write the selected sessions with their messages and checkpoints to ``target``,
+    then their entities and the facts that go with them (``memory_transfer.selections``).
 
     Sessions are read in keyset batches and each session's rows are streamed, so
     memory holds one batch of sessions, not the database. Each run starts the output
@@ -65,11 +68,16 @@ def export_sessions(
     with_threads = thread_transfer.count_in(conn, selection) > 0
     if with_threads:
         counts.update(dict.fromkeys(thread_transfer.COUNT_KEYS.values(), 0))
+    memory = memory_transfer.selections(selection, workspace_id, session_ids is not None, conn.dialect.name)
+    with_memory = memory_transfer.any_in(conn, memory)
+    if with_memory:
+        counts.update(dict.fromkeys(memory_transfer.COUNT_KEYS.values(), 0))
+    version = FORMAT_VERSION if with_memory else 2 if with_threads else 1
     from ..db import migrate  # Alembic loads only when a transfer runs, not on every import.
 
     with target.attempt() as out:
         header = {
-            "format": FORMAT, "version": FORMAT_VERSION if with_threads else 1,
+            "format": FORMAT, "version": version,
             "schema_revision": migrate.head_revision(),
             "dialect": conn.dialect.name, "exported_at": now_ms(),
         }  # fmt: skip
@@ -108,8 +116,15 @@ def export_sessions(
                 if progress is not None:
                     progress(counts["sessions"], total)
             after = batch[-1].id
+        if with_memory:
+            for kind, record in memory_transfer.records(conn, memory):
+                out.write(record)
+                counts[memory_transfer.COUNT_KEYS[kind]] += 1
         out.write(orjson.dumps({"type": "end", "counts": counts}) + b"\n")
-    return TransferReport(sessions=counts["sessions"], messages=counts["messages"], checkpoints=counts["checkpoints"])
+    return TransferReport(
+        sessions=counts["sessions"], messages=counts["messages"], checkpoints=counts["checkpoints"],
+        entities=counts.get("entities", 0), facts=counts.get("facts", 0),
+    )  # fmt: skip
 
 
 def read_one_snapshot(conn: Connection) -> None:

@@ -7,6 +7,10 @@ from 1) and JSON columns that decode and validate as reads decode and validate t
 (``db.rows``). A row that does not raises ``ExportFormatError`` naming its line and
 column: otherwise it would import, and then fail every read of its session, or every
 ``add_message`` after it, or only on the dialects that enforce what SQLite does not.
+
+Memory rows are checked the same way, with two things kept as stored because the
+TypeScript store writes them and keeps working: an embedding that is not readable as
+numbers, and a confidence outside 0..1.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from sqlalchemy import Connection
 from typing_extensions import TypedDict
 
 from ..bounds import MESSAGE_ID_MAX, Id, MessageId, Name, StoredCount, StoredMillis, StoredVersion, Text
+from ..db.memory_rows import entity_from_row
 from ..db.rows import checkpoints_from_rows, messages_from_rows, session_from_row
 from ..db.values import check_statement_size, reject_unstorable_text
 from ..dto import CheckpointSource, Role
@@ -65,11 +70,43 @@ class CheckpointRow(TypedDict):
     last_message_id: Annotated[int, Field(strict=True, ge=0, le=MESSAGE_ID_MAX)] | None
 
 
+# A stored embedding as the export brings it back (``ops.memory_transfer``): text or bytes,
+# readable as numbers or not (the TypeScript store keeps what it cannot read, and so does a
+# move); its reads show no embedding for a value that is not.
+StoredEmbedding = Text | Annotated[bytes, Field(strict=True)]
+
+
+class EntityRow(TypedDict):
+    id: Id
+    session_id: Id
+    workspace_id: Name | None
+    name: Text
+    type: Name
+    attributes: Text | None
+    relationships: Text | None
+    created_at: StoredMillis
+    updated_at: StoredMillis
+    embedding: StoredEmbedding | None
+
+
+class FactRow(TypedDict):
+    id: Id
+    workspace_id: Name | None
+    content: Text
+    # Stored as given, never range-checked (as the TypeScript store); an int is a number too.
+    confidence: Annotated[float, Field(strict=True, allow_inf_nan=True)] | None
+    source_session_id: Id | None
+    created_at: StoredMillis
+    embedding: StoredEmbedding | None
+
+
 # Built once: validating a row is then one call into pydantic-core.
 _ADAPTERS: dict[str, TypeAdapter[Any]] = {
     "session": TypeAdapter(SessionRow),
     "message": TypeAdapter(MessageRow),
     "checkpoint": TypeAdapter(CheckpointRow),
+    "entity": TypeAdapter(EntityRow),
+    "fact": TypeAdapter(FactRow),
 }
 
 
@@ -95,6 +132,8 @@ def check_row(conn: Connection, line: int, kind: str, row: dict[str, Any]) -> in
         column = (exc.location or "").rpartition(", column ")[2] or "?"
         raise ExportFormatError(line, f"{kind} column {column}: {exc.reason}; nothing was imported") from None
     texts = {name: value for name, value in row.items() if type(value) is str}
+    if conn.dialect.name != "sqlite":
+        texts.pop("embedding", None)  # held as its UTF-8 bytes there, NUL included
     try:
         reject_unstorable_text(conn, texts)
     except ValueError as exc:
@@ -109,15 +148,24 @@ def _read_back(kind: str, row: dict[str, Any]) -> None:
             row["id"], row["directory"], row["created_at"], row["updated_at"], row["title"],
             row["workspace_id"], row["metadata"], row["forked_from_session_id"], row["forked_from_checkpoint_id"],
         ))  # fmt: skip
+    elif kind == "entity":
+        entity_from_row(_Mapped(row))
     elif kind == "message":
         messages_from_rows([(
             row["id"], row["session_id"], row["role"], row["content"], row["tool_calls"], row["tool_results"],
             row["tokens_in"], row["tokens_out"], row["created_at"],
         )])  # fmt: skip
-    else:
+    elif kind == "checkpoint":
         (checkpoint,) = checkpoints_from_rows([(
             row["id"], row["session_id"], row["namespace"], row["parent_id"], row["version"], row["step"],
             row["node_id"], row["node_results"], row["pending_nodes"], row["cycle_state"], row["source"],
             row["created_at"],
         )])  # fmt: skip
         len(checkpoint.node_results)  # node results are validated on first use: use them now
+
+
+class _Mapped:
+    """A row dict in the shape the row mappers read (``row._mapping``)."""
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        self._mapping = row

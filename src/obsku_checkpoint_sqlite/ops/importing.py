@@ -18,7 +18,7 @@ from ..db.queries import checkpoints, messages, sessions
 from ..db.values import STATEMENT_ALLOWANCE, statement_limit
 from ..dto import TransferReport
 from ..errors import ExportFormatError, ImportConflictError
-from . import thread_transfer
+from . import memory_transfer, thread_transfer
 from .export import BATCH_SIZE, FORMAT, FORMAT_VERSION, OnConflict
 from .files import ImportFile, is_gzip
 from .import_rows import check_row
@@ -32,9 +32,13 @@ _BASE_COUNTS = set(_COUNT_KEYS.values())
 # For each record type, its table's columns: what a row must hold (import_rows checks them;
 # thread_transfer those of LangGraph threads).
 _COLUMNS: dict[str, set[str]] = {
-    kind: {column.name for column in table.columns} for kind, table in {**_TABLES, **thread_transfer.KINDS}.items()
+    kind: {column.name for column in table.columns}
+    for kind, table in {**_TABLES, **thread_transfer.KINDS, **memory_transfer.KINDS}.items()
 }
 _COUNT_KEYS.update(thread_transfer.COUNT_KEYS)
+_COUNT_KEYS.update(memory_transfer.COUNT_KEYS)
+# The format version each record type came with: a file of an older version holds none.
+_SINCE = dict.fromkeys(thread_transfer.KINDS, 2) | dict.fromkeys(memory_transfer.KINDS, memory_transfer.VERSION)
 
 
 class _Importer:
@@ -49,6 +53,10 @@ class _Importer:
         self.namespace = uuid.uuid4()
         self.session: str | None = None
         self.skipping = False
+        # Every session of the file, and those skipped: memory rows follow the sessions
+        # and go with theirs.
+        self.sessions_read: set[str] = set()
+        self.sessions_skipped: set[str] = set()
         self.message_ids: tuple[list[int], list[int]] = ([], [])  # old ids, new ids, ascending
         self.pending_messages: list[tuple[int, dict[str, Any]]] = []
         self.pending_checkpoints: list[tuple[int, dict[str, Any]]] = []
@@ -59,7 +67,9 @@ class _Importer:
         self.pending_bytes = [0, 0]  # messages, checkpoints
         self.read = {"sessions": 0, "messages": 0, "checkpoints": 0}
         self.read.update(dict.fromkeys(thread_transfer.COUNT_KEYS.values(), 0))
+        self.read.update(dict.fromkeys(memory_transfer.COUNT_KEYS.values(), 0))
         self.threads = thread_transfer.ThreadRows(conn, self.budget)
+        self.memory = memory_transfer.MemoryRows(conn, self.budget, rekey, on_conflict, self.new_id)
         self.report = {"sessions": 0, "messages": 0, "checkpoints": 0, "skipped_sessions": 0}
 
     def new_id(self, old: str | None) -> str | None:
@@ -71,6 +81,9 @@ class _Importer:
         self.read[_COUNT_KEYS[kind]] += 1
         if kind in thread_transfer.KINDS:
             self.add_thread_row(line, kind, row)
+            return
+        if kind in memory_transfer.KINDS:
+            self.add_memory_row(line, kind, row)
             return
         size = check_row(self.conn, line, kind, row)
         if kind == "session":
@@ -105,15 +118,33 @@ class _Importer:
         if not self.skipping:
             self.threads.add(kind, values, size, self.new_id(row["session_id"]))
 
+    def add_memory_row(self, line: int, kind: str, row: dict[str, Any]) -> None:
+        # An entity or fact: after the sessions, with its session (skipped with it).
+        values, size = memory_transfer.decoded(self.conn, line, kind, row)
+        if self.session is not None:
+            self.flush()
+            self.session = None  # the sessions' records end here
+        session_id = values[memory_transfer.SESSION_COLUMN[kind]]
+        if session_id is not None:
+            if session_id not in self.sessions_read:
+                raise ExportFormatError(
+                    line, f"a {kind} of session {session_id!r}, which is not among the sessions before it"
+                )
+            if session_id in self.sessions_skipped:
+                return
+        self.memory.add(line, kind, values, size)
+
     def start_session(self, line: int, row: dict[str, Any]) -> None:
         self.session = row["id"]
         self.message_ids = ([], [])
         self.skipping = False
+        self.sessions_read.add(row["id"])
         if not self.rekey:
             exists = self.conn.execute(select(sessions.c.id).where(sessions.c.id == row["id"])).first()
             if exists is not None:
                 if self.on_conflict == "skip":
                     self.skipping = True
+                    self.sessions_skipped.add(row["id"])
                     self.report["skipped_sessions"] += 1
                     return
                 raise ImportConflictError(
@@ -131,6 +162,7 @@ class _Importer:
         self.flush_messages()
         self.flush_checkpoints()
         self.threads.flush()
+        self.memory.flush()
 
     def flush_messages(self) -> None:
         if not self.pending_messages:
@@ -225,10 +257,11 @@ def import_sessions(
     line_number = 0
     with source.attempt() as (raw, total), _decompressed(raw) as stream:
         start = raw.tell()
+        version = 0
         for line_number, line in _lines(stream):
             record = _parse(line_number, line)
             if line_number == 1:
-                _check_header(record)
+                version = _check_header(record)
                 continue
             if ended:
                 raise ExportFormatError(line_number, "data after the end record")
@@ -237,7 +270,7 @@ def import_sessions(
                 _check_counts(line_number, record, importer.read)
                 ended = True
             else:
-                importer.add(line_number, *_check_row(line_number, record))
+                importer.add(line_number, *_check_row(line_number, record, version))
             if progress is not None and line_number % BATCH_SIZE == 0:
                 progress(raw.tell() - start, total)
     if line_number == 0:
@@ -249,7 +282,7 @@ def import_sessions(
     importer.finish()
     if progress is not None and total is not None:
         progress(total, total)
-    return TransferReport(**importer.report)
+    return TransferReport(**importer.report, **importer.memory.report)
 
 
 def _decompressed(raw: BinaryIO) -> contextlib.AbstractContextManager[Iterable[bytes]]:
@@ -291,7 +324,8 @@ def _parse(line_number: int, line: bytes) -> dict[str, Any]:
     return record
 
 
-def _check_header(record: dict[str, Any]) -> None:
+def _check_header(record: dict[str, Any]) -> int:
+    """The file's format version, if this package reads it."""
     if record.get("format") != FORMAT:
         raise ExportFormatError(1, f"not an obsku-checkpoint export (no {FORMAT!r} header)")
     version = record.get("version")
@@ -303,9 +337,10 @@ def _check_header(record: dict[str, Any]) -> None:
             f"format version {version} is newer than this package reads ({FORMAT_VERSION}): "
             'upgrade it (pip install -U "obsku-checkpoint-sqlite")',
         )
+    return version
 
 
-def _check_row(line_number: int, record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _check_row(line_number: int, record: dict[str, Any], version: int) -> tuple[str, dict[str, Any]]:
     kind = record.get("type")
     columns = _COLUMNS.get(kind) if isinstance(kind, str) else None
     row = record.get("row")
@@ -315,6 +350,10 @@ def _check_row(line_number: int, record: dict[str, Any]) -> tuple[str, dict[str,
         difference = sorted(set(row) ^ columns)
         raise ExportFormatError(line_number, f"a {kind} with wrong columns ({', '.join(difference)})")
     assert isinstance(kind, str)
+    if _SINCE.get(kind, 1) > version:
+        raise ExportFormatError(
+            line_number, f"a {kind} record in a version {version} file: they come with version {_SINCE[kind]}"
+        )
     return kind, row
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, func, literal, select, union_all
 
+from ..db.memory_queries import entities, facts
 from ..db.queries import checkpoints, messages
 from ..db.rows import collect, column_of, invalid_shape, location, session_from_row
 from ..dto import CheckpointRef, SessionState, SessionSummary, SummaryPage
@@ -20,9 +21,9 @@ def session_summaries(
 ) -> SummaryPage:
     """One statement for the whole page, however many sessions it holds.
 
-    The page is a CTE; message and checkpoint aggregates are joined to it, and the
-    latest checkpoint per session is picked by a window function, so nothing runs
-    per session.
+    The page is a CTE; message, checkpoint, entity and fact aggregates are joined to
+    it, and the latest checkpoint per session is picked by a window function, so
+    nothing runs per session.
     """
     page_query = session_page_query(workspace_id, cursor, search)
     if limit is not None:
@@ -37,6 +38,25 @@ def session_summaries(
         .join(page, page.c.id == messages.c.session_id)
         .group_by(messages.c.session_id)
         .subquery("message_stats")
+    )
+    # Entities and facts (by the session they came from) counted in one aggregate over
+    # both, so PostgreSQL estimates one join, not a product of two that sets off JIT
+    # compilation; each side is an IN, which SQLite serves by searching the session's
+    # index for each of the page's sessions rather than scanning the whole index.
+    in_page = select(page.c.id)
+    memory_rows = union_all(
+        select(entities.c.session_id.label("session_id"), literal(1).label("entity"), literal(0).label("fact"))
+        .where(entities.c.session_id.in_(in_page)),
+        select(facts.c.source_session_id, literal(0), literal(1)).where(facts.c.source_session_id.in_(in_page)),
+    ).subquery("memory_rows")  # fmt: skip
+    memory_stats = (
+        select(
+            memory_rows.c.session_id,
+            func.sum(memory_rows.c.entity).label("entity_count"),
+            func.sum(memory_rows.c.fact).label("fact_count"),
+        )
+        .group_by(memory_rows.c.session_id)
+        .subquery("memory_stats")
     )
     ranked = (
         select(
@@ -76,8 +96,11 @@ def session_summaries(
             ranked.c.version.label("checkpoint_version"),
             ranked.c.source.label("checkpoint_source"),
             ranked.c.created_at.label("checkpoint_created_at"),
+            memory_stats.c.entity_count,
+            memory_stats.c.fact_count,
         )
         .outerjoin(message_stats, message_stats.c.session_id == page.c.id)
+        .outerjoin(memory_stats, memory_stats.c.session_id == page.c.id)
         .outerjoin(ranked, and_(ranked.c.session_id == page.c.id, ranked.c.rank == 1))
         .order_by(page.c.updated_at.desc(), page.c.id.desc())
     )
@@ -106,7 +129,8 @@ def _summary_from_row(row: Any) -> SessionSummary:
         return SessionSummary.model_validate({
             "session": session, "message_count": row.message_count or 0,
             "checkpoint_count": row.checkpoint_count or 0, "last_message_at": row.last_message_at,
-            "latest_checkpoint": latest,
+            "latest_checkpoint": latest, "entity_count": row.entity_count or 0,
+            "fact_count": row.fact_count or 0,
         })  # fmt: skip
     except ValidationError as exc:  # the newest message's time, the one column left
         where = f"messages of session {session.id!r}, column created_at"

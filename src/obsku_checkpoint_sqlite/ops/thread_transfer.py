@@ -5,7 +5,8 @@ Version 2 of the format adds, after a session's checkpoints, its LangGraph check
 ``{"type": "langgraph_write", "row": {...}}``, each holding every column of its table,
 with the serialized bytes (``checkpoint``, ``value``) in base64; the end record then
 also counts ``langgraph_checkpoints`` and ``langgraph_writes``. An export with no
-LangGraph thread is written as version 1, which older versions of this package read.
+LangGraph thread is written as version 1 (or 3, for its memory rows: ``memory_transfer``),
+which older versions of this package read.
 """
 
 from __future__ import annotations
