@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from obsku_checkpoint_sqlite import sync
 from obsku_checkpoint_sqlite.cli import app, reading
 from obsku_checkpoint_sqlite.db.memory_queries import entities, facts
-from obsku_checkpoint_sqlite.db.queries import sessions
+from obsku_checkpoint_sqlite.db.queries import messages, sessions
 from obsku_checkpoint_sqlite.db.thread_queries import lg_checkpoints
 from obsku_checkpoint_sqlite.db.values import now_ms
 from obsku_checkpoint_sqlite.errors import ExportFormatError, ImportConflictError
@@ -442,6 +442,10 @@ def _seed_memory(engine: Engine, sessions_count: int, rows_each: int) -> None:
             {"id": f"{sid}-{n}", "content": "c", "source_session_id": sid, "created_at": now}
             for sid in ids for n in range(rows_each)
         ])  # fmt: skip
+        conn.execute(insert(messages), [
+            {"session_id": sid, "role": "user", "content": "m", "created_at": now + n}
+            for sid in ids for n in range(rows_each)
+        ])  # fmt: skip
 
 
 @pytest.fixture(params=["no statistics", "analyzed"])
@@ -462,10 +466,13 @@ def sqlite_summaries_plan(request: pytest.FixtureRequest, tmp_path: Path) -> lis
         engine.dispose()
 
 
-def test_summaries_count_a_pages_entities_by_searching_their_index(sqlite_summaries_plan: list[str]) -> None:
+def test_summaries_count_a_pages_entities_and_messages_by_searching_their_indexes(
+    sqlite_summaries_plan: list[str],
+) -> None:
     plan = sqlite_summaries_plan
-    assert any(line.startswith("SEARCH entities USING COVERING INDEX idx_entities_session") for line in plan), plan
-    assert not any(line.startswith("SCAN entities") for line in plan), plan
+    for table, index in (("entities", "idx_entities_session"), ("messages", "idx_messages_session")):
+        assert any(line.startswith(f"SEARCH {table} USING COVERING INDEX {index} ") for line in plan), plan
+        assert not any(line.startswith(f"SCAN {table}") for line in plan), plan
 
 
 @pytest.mark.xfail(

@@ -29,21 +29,21 @@ def session_summaries(
     if limit is not None:
         page_query = page_query.limit(one_more(limit))
     page = page_query.cte("page")
+    # Each aggregate picks its rows with IN: SQLite then searches the session's index for
+    # each of the page's sessions, where a join with the page scans the whole index.
+    in_page = select(page.c.id)
     message_stats = (
         select(
             messages.c.session_id,
             func.count().label("message_count"),
             func.max(messages.c.created_at).label("last_message_at"),
         )
-        .join(page, page.c.id == messages.c.session_id)
+        .where(messages.c.session_id.in_(in_page))
         .group_by(messages.c.session_id)
         .subquery("message_stats")
     )
-    # Entities and facts (by the session they came from) counted in one aggregate over
-    # both, so PostgreSQL estimates one join, not a product of two that sets off JIT
-    # compilation; each side is an IN, which SQLite serves by searching the session's
-    # index for each of the page's sessions rather than scanning the whole index.
-    in_page = select(page.c.id)
+    # Entities and facts (by the session they came from) in one aggregate over both, so
+    # PostgreSQL estimates one join, not a product of two that sets off JIT compilation.
     memory_rows = union_all(
         select(entities.c.session_id.label("session_id"), literal(1).label("entity"), literal(0).label("fact"))
         .where(entities.c.session_id.in_(in_page)),
