@@ -154,9 +154,12 @@ def _server_verdicts(backend: str, result: dict[str, Any]) -> list[dict[str, Any
                     trips, number(operation, "floor", "round_trips"), at_most(1), "{a:g} vs {b:g}")  # fmt: skip
     if backend == "postgresql":
         for operation in SERVER_OPERATIONS:
+            # What psycopg's AsyncConnection alone costs over its blocking connection, for scale.
+            driver = number(operation, "floor_async", "cpu_us"), number(operation, "floor", "cpu_us")
+            beside = f"; psycopg alone {driver[0] / driver[1]:.2f}×" if None not in driver else ""
             add(f"postgresql {operation}: async client CPU ≤ {ASYNC_CPU_LIMIT}× sync's", f"≤ {ASYNC_CPU_LIMIT}×",
                 number(operation, "async", "cpu_us"), number(operation, "sync", "cpu_us"),
-                at_most(ASYNC_CPU_LIMIT), "{r:.2f}× ({a:,.0f} vs {b:,.0f} µs)")  # fmt: skip
+                at_most(ASYNC_CPU_LIMIT), "{r:.2f}× ({a:,.0f} vs {b:,.0f} µs)" + beside)  # fmt: skip
         for writers in THROUGHPUT_WRITERS:
             add(f"postgresql save_checkpoint, {writers} writer{'s' if writers != '1' else ''}: async throughput"
                 " ≥ AsyncPostgresSaver's", "≥", number("save_checkpoint", "async", writers, throughput),

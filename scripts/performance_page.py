@@ -262,8 +262,8 @@ def servers_section(servers: dict[str, Any] | None) -> str:
 
 SERVER_NAMES = {"postgresql": "PostgreSQL", "mariadb": "MariaDB"}
 SERVER_CONTENDERS = {
-    "postgresql": {"floor": "psycopg floor", "sync": "sync", "async": "async", "langgraph": "PostgresSaver",
-                   "langgraph_async": "AsyncPostgresSaver"},
+    "postgresql": {"floor": "psycopg floor", "floor_async": "psycopg async floor", "sync": "sync",
+                   "async": "async", "langgraph": "PostgresSaver", "langgraph_async": "AsyncPostgresSaver"},
     "mariadb": {"floor": "PyMySQL floor", "sync": "sync", "async": "async"},
 }  # fmt: skip
 
@@ -277,6 +277,8 @@ own statements, compiled by the store's dialect, one transaction per operation: 
 statement in autocommit; a write locks or touches the session and inserts (psycopg sends `BEGIN`,
 both statements and `COMMIT` in one pipeline; PyMySQL cannot pipeline, and checks the session before
 inserting).
+On PostgreSQL the *psycopg async floor* runs the floor's statements and round trips on psycopg's
+`AsyncConnection`: what the async driver alone costs, with no store, pool or thread around it.
 LangGraph's `put` writes the same 20 node results as channel values, each a new blob version.
 
 Every contender writes to a session (or thread) of its own and reads one seeded with {checkpoints:,}
