@@ -91,6 +91,17 @@ TARGET_NOTES = """\
   then measures the machine's noise. The store has no store-wide lock: writers of different
   sessions never wait for each other (a [guarantee](guarantees.md#versions-and-transactions),
   tested by holding one session's row lock while another session is written).
+- **Async client CPU against the sync face's (PostgreSQL).** An async call must leave the event
+  loop while the server answers, and that has a price in Python. The async face hands each
+  operation to a worker thread in one hop (a queue item that wakes the thread, and
+  `call_soon_threadsafe` that wakes the loop): a fixed cost per call, small beside a save or a
+  listing and large beside a one-row read. psycopg's own `AsyncConnection`, with no store around
+  it, costs {async_driver} its blocking connection's CPU for the same statements in this run (the
+  *psycopg async floor* rows). Tried and measured on this machine: `loop.run_in_executor` (chained
+  `concurrent.futures` and asyncio futures: nearly twice the present hop's cost); SQLAlchemy's
+  async engine on `psycopg_async` (a greenlet crossing and psycopg's async waits per statement:
+  more CPU than the hop); a greenlet running the operation straight on psycopg's `AsyncConnection`
+  (no less CPU than the hop, for a second pool of connections). The target stands as written.
 - **`list_checkpoints(10)`, sync, against `SqliteSaver.list`**: the store's listing costs about
   what its query and JSON parse cost, and less than the floor, which parses with the standard
   library's `json.loads`. LangGraph stores msgpack, which decodes faster than any JSON parser here,
@@ -145,7 +156,9 @@ def render(result: dict[str, Any]) -> str:
         savers_section(result.get("savers")),
         memory_section(result.get("memory")),
         targets_section(result["targets"] + (result.get("memory") or {}).get("targets", [])),
-        TARGET_NOTES.format(floor_vs_put=floor_versus_put(operations)),
+        TARGET_NOTES.format(
+            floor_vs_put=floor_versus_put(operations), async_driver=async_driver_cost(result.get("servers"))
+        ),
         DESIGN_NOTES,
     ]
     return "\n".join(section.rstrip("\n") + "\n" for section in sections if section)
@@ -573,6 +586,19 @@ def floor_versus_put(operations: dict[str, dict[str, dict[str, Any]]]) -> str:
         return "more than"
     floor, put = save["floor"]["median_us"], save["langgraph"]["median_us"]
     return f"{floor / put:.2f}× ({duration(floor)} vs {duration(put)} µs)"
+
+
+def async_driver_cost(servers: dict[str, Any] | None) -> str:
+    """The range, over the PostgreSQL operations, of psycopg's async floor CPU over its blocking floor's."""
+    operations = (servers or {}).get("postgresql", {}).get("operations", {})
+    ratios = [
+        timings["floor_async"]["cpu_us"] / timings["floor"]["cpu_us"]
+        for timings in operations.values()
+        if "floor_async" in timings and "floor" in timings
+    ]
+    if not ratios:
+        return "more than"
+    return f"{min(ratios):.2f}× to {max(ratios):.2f}×"
 
 
 def duration(us: float) -> str:
