@@ -6,8 +6,9 @@ import inspect
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 from obsku_checkpoint_sqlite import store, sync
 
@@ -18,11 +19,11 @@ GENERATED = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["tool"]["
 
 def test_the_generated_modules_are_named_in_pyproject() -> None:
     package = "src/obsku_checkpoint_sqlite"
-    assert GENERATED == {
+    assert {
         f"{package}/store.py": f"{package}/sync.py",
         f"{package}/facade/tooling.py": f"{package}/facade/tooling_sync.py",
         f"{package}/facade/memory.py": f"{package}/facade/memory_sync.py",
-    }
+    } == GENERATED
 
 
 def test_every_generated_module_is_current(tmp_path: Path) -> None:
