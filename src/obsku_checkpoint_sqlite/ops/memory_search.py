@@ -22,6 +22,7 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 from sqlalchemy import Connection, Numeric, Select, Table, bindparam, cast, func, select
+from sqlalchemy.engine import Dialect
 
 from ..db import memory_queries as q
 from ..db.memory_rows import entity_from_row, fact_from_row, parse_embedding
@@ -173,7 +174,7 @@ def _candidates(
 def _listed(conn: Connection, cache: VectorCache, statement: Any, key: tuple[Any, ...]) -> list[tuple[str, Any]]:
     with cache.lock:
         hit = cache.candidates.get(key)
-    fingerprint_of, listing = (hit[0], hit[1]) if hit is not None else _fingerprints(statement)
+    fingerprint_of, listing = (hit[0], hit[1]) if hit is not None else _fingerprints(statement, conn.dialect)
     if hit is not None and tuple(conn.execute(fingerprint_of).one()) == hit[2]:
         listed: list[tuple[str, Any]] = hit[-1]
         return listed
@@ -187,22 +188,22 @@ def _listed(conn: Connection, cache: VectorCache, statement: Any, key: tuple[Any
     return found
 
 
-def _fingerprints(statement: Any) -> tuple[Any, Any]:
+def _fingerprints(statement: Any, dialect: Dialect) -> tuple[Any, Any]:
     """A statement giving the fingerprint of the candidates of ``statement`` (id, marker), and
     one giving the candidates with it on every row (both from one snapshot).
 
-    The fingerprint is the count, the sum of the markers and the sum of 64-bit hashes of each
-    id seeded with its marker: the server reads the candidates' index entries and sends one
+    The fingerprint is the count, the sum of the markers and the combination of 64-bit
+    hashes of each id seeded with its marker: the server reads the candidates and sends one
     row instead of one a candidate. A change that kept all three would need two sets of rows
-    whose 64-bit hash sums collide.
+    whose hashes combine alike. The hashes are combined with ``bit_xor`` (PostgreSQL 14 and
+    newer), which stays a bigint, or else summed as numeric, which costs the server more.
     """
     rows = statement.subquery()
     row_id, marker = rows.c
-    parts = (
-        func.count(),
-        func.sum(marker),
-        func.sum(cast(func.hashtextextended(row_id, func.coalesce(marker, 0)), Numeric())),
-    )
+    hashed = func.hashtextextended(row_id, func.coalesce(marker, 0))
+    version = dialect.server_version_info or (0,)
+    combined = func.bit_xor(hashed) if version >= (14,) else func.sum(cast(hashed, Numeric()))
+    parts = (func.count(), func.sum(marker), combined)
     return select(*parts), select(row_id, marker, *(part.over() for part in parts))
 
 
