@@ -475,14 +475,9 @@ def test_summaries_count_a_pages_entities_and_messages_by_searching_their_indexe
         assert not any(line.startswith(f"SCAN {table}") for line in plan), plan
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="facts has no index on source_session_id (revisions 0004/0005 add none): every summary "
-    "page reads all of facts until a revision adds one",
-)
 def test_summaries_count_a_pages_facts_by_searching_an_index(sqlite_summaries_plan: list[str]) -> None:
     plan = sqlite_summaries_plan
-    assert any(line.startswith("SEARCH facts USING") and "INDEX" in line for line in plan), plan
+    assert any(line.startswith("SEARCH facts USING COVERING INDEX idx_facts_source_session ") for line in plan), plan
     assert not any(line.startswith("SCAN facts") for line in plan), plan
 
 
@@ -524,14 +519,9 @@ def test_postgresql_summaries_count_a_pages_entities_through_their_index(postgre
     assert "JIT" not in plan, plan
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="facts has no index on source_session_id (revisions 0004/0005 add none): every summary "
-    "page reads all of facts until a revision adds one",
-)
 def test_postgresql_summaries_count_a_pages_facts_through_an_index(postgres_summaries_plan: str) -> None:
     plan = postgres_summaries_plan
-    assert " on facts " in plan, plan
+    assert "idx_facts_source_session" in plan, plan
     assert "Seq Scan on facts" not in plan, plan
 
 

@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text, update
 
 from obsku_checkpoint_sqlite import SchemaError
 from obsku_checkpoint_sqlite.db import migrate
@@ -95,6 +95,62 @@ def test_revision_0004_downgrades_and_completes_a_partly_applied_upgrade(scratch
         engine.dispose()
 
 
+def test_revision_0006_indexes_facts_by_session_once_downgrades_and_runs_again(scratch_url: str) -> None:
+    engine = _engine(scratch_url)
+
+    def indexes_on_the_session() -> list[str]:
+        with engine.connect() as conn:
+            return [
+                index["name"] or ""
+                for index in inspect(conn).get_indexes("facts")
+                if index["column_names"] == ["source_session_id"]
+            ]
+
+    try:
+        with engine.begin() as conn:
+            migrate.upgrade(conn)
+        # One index on every backend: on MariaDB the foreign key's own, renamed.
+        assert indexes_on_the_session() == ["idx_facts_source_session"]
+        with engine.begin() as conn:
+            migrate.downgrade(conn, "0005")
+        mariadb = engine.dialect.name in ("mysql", "mariadb")
+        assert indexes_on_the_session() == (["fk_facts_source_session_id_sessions"] if mariadb else [])
+        with engine.begin() as conn:
+            migrate.upgrade(conn)
+        # A run whose DDL committed but whose version row did not: the next run completes it.
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0005'"))
+        with engine.begin() as conn:
+            migrate.upgrade(conn)
+        with engine.begin() as conn:
+            assert migrate.current_revision(conn) == migrate.head_revision()
+            assert migrate.schema_drift(conn) == []
+        assert indexes_on_the_session() == ["idx_facts_source_session"]
+    finally:
+        engine.dispose()
+
+
+def test_deleting_or_pruning_a_session_finds_its_facts_through_the_index(tmp_path: Path) -> None:
+    """The UPDATE that detaches a deleted (or pruned) session's facts, as ops.sessions and
+    ops.retention build it, searches idx_facts_source_session instead of reading all facts."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'plans.db'}")
+    facts = Base.metadata.tables["facts"]
+    source = facts.c.source_session_id
+    statements = [
+        update(facts).where(source == "s1").values(source_session_id=None),
+        update(facts).where(source.in_(["s1", "s2"])).values(source_session_id=None),
+    ]
+    try:
+        with engine.begin() as conn:
+            migrate.upgrade(conn)
+            for statement in statements:
+                sql = statement.compile(conn, compile_kwargs={"literal_binds": True})
+                plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")]
+                assert any(line.startswith("SEARCH facts USING INDEX idx_facts_source_session ") for line in plan), plan
+    finally:
+        engine.dispose()
+
+
 def test_a_typescript_memory_file_is_adopted_with_its_memory_tables_and_rows_untouched(tmp_path: Path) -> None:
     path = tmp_path / "ts-memory.db"
     shutil.copy(FIXTURES / "ts-memory.db", path)
@@ -117,8 +173,8 @@ def test_a_typescript_memory_file_is_adopted_with_its_memory_tables_and_rows_unt
     finally:
         engine.dispose()
     schema, *rows = memory_schema_and_rows()
-    # Only the search indexes of revision 0005 are added, which the TypeScript package ignores.
-    added = {"idx_entities_search", "idx_facts_search"}
+    # Only indexes are added (revisions 0005 and 0006), which the TypeScript package ignores.
+    added = {"idx_entities_search", "idx_facts_search", "idx_facts_source_session"}
     assert {name for name, _ in schema} - {name for name, _ in before[0]} == added
     assert ([entry for entry in schema if entry[0] not in added], *rows) == before
 

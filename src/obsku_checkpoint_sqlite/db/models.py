@@ -209,4 +209,7 @@ class FactRecord(Base):
         Index("idx_facts_workspace", "workspace_id"),
         Index("idx_facts_confidence", "confidence"),
         Index("idx_facts_search", "workspace_id", "created_at", "id"),
+        # A session's facts: its summary's count, a session-filtered export, and the
+        # ON DELETE SET NULL of a deleted session. On MariaDB, the foreign key's own index.
+        Index("idx_facts_source_session", "source_session_id"),
     )
