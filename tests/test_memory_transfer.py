@@ -22,8 +22,12 @@ def test_copy_carries_entities_and_facts_with_their_embeddings_byte_for_byte(scr
     source_path = copy_sqlite_fixture(tmp_path)
     data = expected("ts-memory")
     with sync.SqlAlchemyCheckpointStore(f"sqlite:///{source_path}") as source:
-        source.copy_to(scratch_url)
+        report = source.copy_to(scratch_url)
     with sqlite3.connect(source_path) as connection:
+        counts = connection.execute(
+            "SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM messages), "
+            "(SELECT count(*) FROM checkpoints), (SELECT count(*) FROM entities), (SELECT count(*) FROM facts)"
+        ).fetchone()
         stored = dict(
             connection.execute("SELECT id, embedding FROM facts UNION ALL SELECT id, embedding FROM entities")
         )
@@ -43,6 +47,10 @@ def test_copy_carries_entities_and_facts_with_their_embeddings_byte_for_byte(scr
         key: None if value is None else (value.encode() if isinstance(value, str) else bytes(value))
         for key, value in copied.items()
     } == as_bytes
+    # The report counts what was copied, the memory store's rows too.
+    assert (report.sessions, report.messages, report.checkpoints, report.entities, report.facts) == counts
+    assert report.entities == len(data["entities"]) > 0
+    assert report.facts == len(data["facts"]) > 0
     if scratch_url.startswith("sqlite"):
         assert copied == stored  # storage class TEXT kept
     with sync.SqlAlchemyCheckpointStore(scratch_url) as target:

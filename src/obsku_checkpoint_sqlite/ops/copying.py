@@ -60,7 +60,13 @@ def copy_rows(source: Connection, target: Connection, batch_size: int, progress:
             f"Copy verification failed: the source holds {totals} rows, the target {copied}; "
             "the target was left unchanged"
         )
-    return TransferReport(sessions=totals["sessions"], messages=totals["messages"], checkpoints=totals["checkpoints"])
+    return TransferReport(
+        sessions=totals["sessions"],
+        messages=totals["messages"],
+        checkpoints=totals["checkpoints"],
+        entities=totals["entities"],
+        facts=totals["facts"],
+    )
 
 
 def _in_statements(target: Connection, table: Table, rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
