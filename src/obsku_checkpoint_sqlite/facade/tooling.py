@@ -34,7 +34,9 @@ class AsyncToolingMethods:
         search: str | None = None,
     ) -> SummaryPage:
         """Sessions in ``list_sessions`` order, each with its message count, checkpoint count,
-        last message time and latest checkpoint, in one query however many sessions.
+        last message time and latest checkpoint, and the memory store's entity count (its
+        entities) and fact count (facts whose source session it is), in one query however
+        many sessions.
 
         Returns a list with ``next_cursor`` and ``corrupt`` attributes; ``cursor``,
         ``search`` and damaged sessions work as in ``list_sessions``: a session whose row,
@@ -121,11 +123,14 @@ class AsyncToolingMethods:
         overwrite: bool = False,
         progress: Progress | None = None,
     ) -> TransferReport:
-        """Write sessions with their messages and checkpoints to ``target`` (a path, ``.gz``
-        for gzip, or a binary file object) in the versioned JSON Lines format of
-        ``obsku_checkpoint_sqlite.transfer``. All sessions unless ``workspace_id`` or
-        ``session_ids`` narrow it. Streams: memory does not grow with the database. On the
-        async face it runs in a worker thread, off the event loop.
+        """Write sessions with their messages and checkpoints, and their entities and the
+        facts from them, to ``target`` (a path, ``.gz`` for gzip, or a binary file object)
+        in the versioned JSON Lines format of ``obsku_checkpoint_sqlite.transfer``.
+
+        All sessions unless ``workspace_id`` or ``session_ids`` narrow it; facts from no
+        session go too unless ``session_ids`` is given (with ``workspace_id``, only that
+        workspace's). Embeddings go as stored, byte for byte. Streams: memory does not grow
+        with the database. On the async face it runs in a worker thread, off the event loop.
 
         A path gets a new file of mode 0600 (checkpoints hold tool outputs and secrets),
         never written through a symlink, and moved into place only once complete: a
@@ -162,9 +167,13 @@ class AsyncToolingMethods:
         Rows keep their ids, so a round trip is exact. A session whose id exists already
         makes the import fail (``on_conflict="fail"``, the default: importing a file twice
         fails and changes nothing) or is skipped with its rows (``"skip"``: importing twice
-        is a no-op). With ``new_ids``, every row gets a fresh id and references inside the
-        file follow, so the file can be imported any number of times, as copies. On the
-        async face it runs in a worker thread, off the event loop.
+        is a no-op). An entity or fact whose own id exists likewise fails the import or is
+        left alone, counted in ``skipped_entities`` / ``skipped_facts``; a skipped session's
+        entities and facts are skipped with it. With ``new_ids``, every row gets a fresh id
+        and references inside the file follow (entities and facts follow their sessions'
+        new ids; an entity's ``relationships`` keep their stored text), so the file can be
+        imported any number of times, as copies. On the async face it runs in a worker
+        thread, off the event loop.
 
         Raises:
             ExportFormatError: the file is corrupt, truncated (a gzip stream too) or of a
@@ -190,8 +199,9 @@ class AsyncToolingMethods:
 
         The target is brought to the head schema, written in one transaction in batches
         from one snapshot of this database, and its row counts checked against it. Ids
-        are kept. On the async face the copy runs in a worker thread, through blocking
-        engines for both databases.
+        are kept. The memory store's entities and facts are copied too, their embeddings
+        byte for byte, and counted in the report (``entities``, ``facts``). On the async
+        face the copy runs in a worker thread, through blocking engines for both databases.
 
         Raises:
             ImportConflictError: the target holds sessions already.
