@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import text
 
@@ -289,3 +290,53 @@ async def test_a_fork_copies_no_entities_and_no_facts_as_the_typescript_package(
     assert [item.id for item in await store.list_entities(workspace_id=workspace)] == [entity.id]
     assert [item.id for item in await store.list_facts(workspace_id=workspace)] == [fact.id]
     assert (await store.get_fact(fact.id)).source_session_id == session.id
+
+
+async def test_numpy_embeddings_store_what_the_same_python_floats_store(store: Any, url: str, workspace: str) -> None:
+    session = await store.create_session("/tmp", workspace_id=workspace)
+    single = np.array([0.1, -0.0, 1e-7, 3.0], dtype=np.float32)
+    floats = [float(number) for number in single]  # float32 widens exactly
+    double = np.array([0.1, -0.0, 1e-7, 3.0])
+    by_list = await store.save_entity(session.id, name="list", type="t", embedding=floats, workspace_id=workspace)
+    by_array = await store.save_entity(session.id, name="array", type="t", embedding=single, workspace_id=workspace)
+    fact_by_list = await store.save_fact("fact list", embedding=[0.1, -0.0, 1e-7, 3.0], workspace_id=workspace)
+    # list(array) holds numpy.float64 items, float's subclass.
+    fact_by_items = await store.save_fact("fact items", embedding=list(double), workspace_id=workspace)
+    assert by_array.embedding == by_list.embedding == floats
+    assert all(type(number) is float for number in by_array.embedding)
+    assert fact_by_items.embedding == fact_by_list.embedding == [0.1, 0.0, 1e-7, 3.0]
+    updated = await store.save_entity(session.id, name="updated", type="t", embedding=[1.0], workspace_id=workspace)
+    await store.update_entity(updated.id, embedding=double)
+    assert (await store.get_entity(updated.id)).embedding == [0.1, 0.0, 1e-7, 3.0]
+    if url != "sqlite://":
+        stored = dict(_raw(url, f"SELECT name, embedding FROM entities WHERE workspace_id = '{workspace}'"))
+        stored |= dict(_raw(url, f"SELECT content, embedding FROM facts WHERE workspace_id = '{workspace}'"))
+        as_text = {key: value if isinstance(value, str) else bytes(value).decode() for key, value in stored.items()}
+        assert as_text["array"] == as_text["list"] == "[0.10000000149011612,0,1.0000000116860974e-7,3]"
+        assert as_text["updated"] == as_text["fact items"] == as_text["fact list"] == "[0.1,0,1e-7,3]"
+    found = await store.search_entities_semantic(single, workspace_id=workspace)
+    scores = {entity.name: entity.score for entity in found}
+    assert scores.keys() == {"array", "list", "updated"}
+    assert scores["array"] == scores["list"] == pytest.approx(1.0)
+    facts_found = await store.search_facts_semantic(double, workspace_id=workspace)
+    assert {fact.content for fact in facts_found} == {"fact list", "fact items"}
+    # Still refused, before anything is written: what is not a number, an array not 1-D.
+    refused: list[tuple[Any, type[Exception], str]] = [
+        ([True, 1.0], TypeError, "item 0 is a bool"),
+        ([0.5, "0.5"], TypeError, "item 1 is a str"),
+        ([None], TypeError, "item 0 is a NoneType"),
+        (np.array([True]), TypeError, "dtype bool"),
+        (np.array([[0.5]]), ValueError, r"1-D array, got one of shape \(1, 1\)"),
+        (np.array([0.5, np.nan]), ValueError, "item 1 is nan"),
+    ]
+    if np.dtype(np.longdouble).itemsize > 8:  # wider than a float here: it would be rounded
+        refused.append((np.array([0.5], dtype=np.longdouble), TypeError, f"dtype {np.dtype(np.longdouble)}"))
+    for bad, error, message in refused:
+        with pytest.raises(error, match=message):
+            await store.save_fact("bad", embedding=bad, workspace_id=workspace)
+        with pytest.raises(error, match=message):
+            await store.update_entity(by_array.id, embedding=bad)
+        with pytest.raises(error, match=message):
+            await store.search_facts_semantic(bad, workspace_id=workspace)
+    assert {fact.content for fact in await store.list_facts(workspace_id=workspace)} == {"fact list", "fact items"}
+    assert (await store.get_entity(by_array.id)).embedding == floats

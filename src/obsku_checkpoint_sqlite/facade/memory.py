@@ -14,6 +14,7 @@ from obsku_checkpoint_sqlite.runtime.async_runners import AsyncRunner
 from ..bounds import ID_LENGTH, NAME_LENGTH, check_count, check_text
 from ..dto import UNSET, Unset
 from ..memory_dto import (
+    EmbeddingInput,
     Entity,
     EntityChanges,
     EntityRelationship,
@@ -45,16 +46,20 @@ class AsyncMemoryMethods:
         type: str,
         attributes: dict[str, Any] | None = None,
         relationships: list[EntityRelationship] | list[dict[str, Any]] | None = None,
-        embedding: list[float] | None = None,
+        embedding: EmbeddingInput | None = None,
         workspace_id: str | None = None,
     ) -> Entity:
         """Save an entity found in a session; returns it as ``get_entity`` will.
 
         ``attributes`` and ``relationships`` left out are stored as NULL and read back as
-        ``{}`` and ``[]``, as the TypeScript package does.
+        ``{}`` and ``[]``, as the TypeScript package does. ``embedding`` is a list of
+        numbers (``numpy.float64`` items too) or a 1-D numpy array of a real dtype; it is
+        stored as the Python floats its numbers equal (a float32 widens exactly), so an
+        array stores what a list of those floats stores.
 
         Raises:
             SessionNotFoundError: no such session; nothing is written.
+            TypeError: an embedding that is not numbers (a bool, a string, None...).
             ValueError: invalid input (an embedding that is empty or holds NaN or an
                 infinity, attributes the serializer cannot encode...); nothing is written.
         """
@@ -110,15 +115,17 @@ class AsyncMemoryMethods:
         workspace_id: str | Unset | None = UNSET,
         attributes: dict[str, Any] | Unset | None = UNSET,
         relationships: list[EntityRelationship] | list[dict[str, Any]] | Unset | None = UNSET,
-        embedding: list[float] | Unset | None = UNSET,
+        embedding: EmbeddingInput | Unset | None = UNSET,
     ) -> None:
         """Replace the fields passed and set ``updated_at``.
 
         None clears ``workspace_id``, ``attributes`` (read back as ``{}``),
-        ``relationships`` (``[]``) or ``embedding`` (NULL: no embedding).
+        ``relationships`` (``[]``) or ``embedding`` (NULL: no embedding). An embedding is
+        taken as by ``save_entity``.
 
         Raises:
             EntityNotFoundError: no such entity.
+            TypeError: an embedding that is not numbers; nothing is written.
             ValueError: invalid input, e.g. ``name=None``; nothing is written.
         """
         check_text("entity_id", entity_id, max_length=ID_LENGTH)
@@ -145,15 +152,17 @@ class AsyncMemoryMethods:
         confidence: float | None = None,
         workspace_id: str | None = None,
         source_session_id: str | None = None,
-        embedding: list[float] | None = None,
+        embedding: EmbeddingInput | None = None,
     ) -> Fact:
         """Save a fact; returns it as ``get_fact`` will (on PostgreSQL, the confidence in
         the column's 4-byte precision).
 
         A fact saved without ``confidence`` stores NULL, as the TypeScript package does.
+        An embedding is taken as by ``save_entity``.
 
         Raises:
             SessionNotFoundError: ``source_session_id`` names no session; nothing is written.
+            TypeError: an embedding that is not numbers; nothing is written.
             ValueError: invalid input (a NaN confidence, an empty embedding...); nothing is written.
         """
         new = NewFact(
@@ -195,7 +204,7 @@ class AsyncMemoryMethods:
 
     async def search_entities_semantic(
         self,
-        embedding: list[float],
+        embedding: EmbeddingInput,
         *,
         top_k: int = 10,
         threshold: float = 0.0,
@@ -204,11 +213,14 @@ class AsyncMemoryMethods:
     ) -> MemoryResults[Entity]:
         """The ``top_k`` entities most similar to ``embedding`` (cosine, at least ``threshold``).
 
-        The same entities in the same order with the same scores (``score``) as the
-        TypeScript store. A row it cannot score is not in the list but in ``skipped``, the
-        error naming the row: where the TypeScript store fails the whole search.
+        The query is taken as ``save_entity`` takes an embedding (a list of numbers or a
+        1-D numpy array). The same entities in the same order with the same scores
+        (``score``) as the TypeScript store. A row it cannot score is not in the list but
+        in ``skipped``, the error naming the row: where the TypeScript store fails the
+        whole search.
 
         Raises:
+            TypeError: a query that is not numbers.
             ValueError: an empty query, or one with NaN or an infinity; a negative ``top_k``.
         """
         query = check_query(embedding)
@@ -222,7 +234,7 @@ class AsyncMemoryMethods:
 
     async def search_facts_semantic(
         self,
-        embedding: list[float],
+        embedding: EmbeddingInput,
         *,
         top_k: int = 10,
         threshold: float = 0.0,
@@ -235,6 +247,7 @@ class AsyncMemoryMethods:
         to a workspace, not a session.
 
         Raises:
+            TypeError: as ``search_entities_semantic``.
             ValueError: as ``search_entities_semantic``.
         """
         query = check_query(embedding)
