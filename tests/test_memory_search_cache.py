@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from typing import Any
 
@@ -45,3 +46,38 @@ async def test_a_fact_replaced_elsewhere_by_one_with_the_same_marker_is_found(
         engine.dispose()
     found = await store.search_facts_semantic([0.0, 1.0], workspace_id=workspace)
     assert [(fact.id, fact.score) for fact in found] == [(newcomer, 1.0), (kept.id, pytest.approx(0.8))]
+
+
+async def test_a_warm_search_on_postgresql_ranks_while_the_server_checks_its_candidates(
+    store: Any, url: str, workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not url.startswith("postgresql"):
+        pytest.skip("only PostgreSQL checks the last candidates with a round trip")
+    from obsku_checkpoint_sqlite.ops import memory_search
+
+    ranked_in: list[str] = []
+    shortlist = memory_search._shortlist
+
+    def recording(*args: Any) -> list[str]:
+        ranked_in.append(threading.current_thread().name)
+        return shortlist(*args)
+
+    monkeypatch.setattr(memory_search, "_shortlist", recording)
+    near = await store.save_fact("near", embedding=[1.0, 0.1], workspace_id=workspace)
+    far = await store.save_fact("far", embedding=[0.1, 1.0], workspace_id=workspace)
+    cold = await store.search_facts_semantic([1.0, 0.0], workspace_id=workspace)
+    assert [fact.id for fact in cold] == [near.id, far.id]
+    ranked_in.clear()
+    warm = await store.search_facts_semantic([1.0, 0.0], workspace_id=workspace)
+    assert [(fact.id, fact.score) for fact in warm] == [(fact.id, fact.score) for fact in cold]
+    # One shortlist, made in the background while the fingerprint query ran, and taken.
+    assert len(ranked_in) == 1
+    assert ranked_in[0].startswith("obsku-rank")
+
+    # A new candidate: the early shortlist is dropped and the search ranks again, finding it.
+    nearest = await store.save_fact("nearest", embedding=[1.0, 0.0], workspace_id=workspace)
+    ranked_in.clear()
+    found = await store.search_facts_semantic([1.0, 0.0], workspace_id=workspace)
+    assert [fact.id for fact in found] == [nearest.id, near.id, far.id]
+    assert len(ranked_in) == 2
+    assert not ranked_in[1].startswith("obsku-rank")

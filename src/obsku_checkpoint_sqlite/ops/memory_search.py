@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from concurrent.futures import Future
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -33,7 +34,7 @@ from ..errors import (
     VectorDimensionError,
 )
 from ..memory_dto import Entity, Fact, MemoryResults
-from ..runtime.vectors import VectorCache, cache_for
+from ..runtime.vectors import VectorCache, cache_for, in_background
 
 # How far a float32 score may be from the exact one, with room to spare: candidates
 # within this of the cut are scored exactly before the cut is made.
@@ -104,10 +105,11 @@ def search_entities(
 ) -> MemoryResults[Entity]:
     statement, with_rowid = q.entity_candidates(session_id, workspace_id, conn.dialect.name)
     key = ("entities", session_id, workspace_id)
+    early = _rank_early(conn, q.entities, key, query, top_k, threshold)
     candidates = _candidates(conn, q.entities, statement, with_rowid, key)
     everything = not (session_id or workspace_id)
     ranked, skipped = _rank(
-        conn, q.entities, q.ENTITY_COLUMNS, candidates, key, query, top_k, threshold, full=everything
+        conn, q.entities, q.ENTITY_COLUMNS, candidates, key, query, top_k, threshold, full=everything, early=early
     )
     found: list[Entity] = []
     for row, score in ranked:
@@ -125,9 +127,10 @@ def search_facts(
 ) -> MemoryResults[Fact]:
     statement, with_rowid = q.fact_candidates(workspace_id, conn.dialect.name)
     key = ("facts", None, workspace_id)
+    early = _rank_early(conn, q.facts, key, query, top_k, threshold)
     candidates = _candidates(conn, q.facts, statement, with_rowid, key)
     ranked, skipped = _rank(
-        conn, q.facts, q.FACT_COLUMNS, candidates, key, query, top_k, threshold, full=not workspace_id
+        conn, q.facts, q.FACT_COLUMNS, candidates, key, query, top_k, threshold, full=not workspace_id, early=early
     )
     postgresql = conn.dialect.name == "postgresql"
     found = [
@@ -245,11 +248,14 @@ def _rank(
     threshold: float,
     *,
     full: bool,
+    early: Future[_EarlyShortlist | None] | None = None,
 ) -> tuple[list[tuple[str, float]], list[CheckpointStoreError]]:
     """The rows (``columns``, the embedding among them) of the candidates that pass
     ``threshold``, best first (ties in scan order), at most ``top_k``, with their scores; and
-    the errors of rows that cannot be scored."""
+    the errors of rows that cannot be scored. ``early``: the shortlist ``_rank_early`` began."""
     cache = _cache(conn, table)
+    # Taken before the lock, which the background shortlist holds while it computes.
+    began = early.result() if early is not None else None
 
     def exact(ids: list[str]) -> dict[str, Any]:
         return {row.id: row for row in _fetch(conn, table, columns, ids)}
@@ -260,7 +266,11 @@ def _rank(
             # The same candidates with the same markers over an unchanged cache: every row
             # is fresh, and the rows to score are those found last time.
             order, slots, skipped = plan[2], plan[3], list(plan[4])
-            return _ranked(cache, order, slots, query, top_k, threshold, exact), skipped
+            if began is not None and began.plan is plan and began.generation == cache.generation:
+                chosen = began.chosen  # computed from these very rows while the server answered
+            else:
+                chosen = _shortlist(cache, order, slots, query, top_k, threshold)
+            return _scored(chosen, query, top_k, threshold, exact), skipped
         stale = [row_id for row_id, marker in candidates if (cache.rows.get(row_id) or (None,))[0] != marker]
         cache.expect(len(stale))
         for row in _fetch(conn, table, [table.c.id, _marker(table), table.c.embedding], stale):
@@ -275,7 +285,44 @@ def _rank(
         if len(cache.plans) >= MAX_LISTS:
             cache.plans.clear()
         cache.plans[(key, len(query))] = (candidates, cache.generation, order, slots, list(skipped))
-        return _ranked(cache, order, slots, query, top_k, threshold, exact), skipped
+        return _scored(
+            _shortlist(cache, order, slots, query, top_k, threshold), query, top_k, threshold, exact
+        ), skipped
+
+
+class _EarlyShortlist(NamedTuple):
+    plan: tuple[Any, ...]
+    generation: int
+    chosen: list[str]
+
+
+def _rank_early(
+    conn: Connection, table: Table, key: tuple[Any, ...], query: list[float], top_k: int, threshold: float
+) -> Future[_EarlyShortlist | None] | None:
+    """On PostgreSQL, the shortlist of the filter's last plan, begun in the background.
+
+    Whether the last candidates still hold takes a round trip to the server, which scans
+    them; the shortlist is the matrix product, as long again. With the shortlist begun
+    first the two run at once, and ``_rank`` takes it if the candidates and the cache
+    turn out unchanged (the same inputs, so the same shortlist); otherwise it is dropped.
+    """
+    if conn.dialect.name != "postgresql":
+        return None
+    cache = _cache(conn, table)
+    with cache.lock:
+        plan = cache.plans.get((key, len(query)))
+    if plan is None:
+        return None
+    return in_background(_shortlist_of_plan, cache, plan, query, top_k, threshold)
+
+
+def _shortlist_of_plan(
+    cache: VectorCache, plan: tuple[Any, ...], query: list[float], top_k: int, threshold: float
+) -> _EarlyShortlist | None:
+    with cache.lock:
+        if plan[1] != cache.generation:
+            return None
+        return _EarlyShortlist(plan, cache.generation, _shortlist(cache, plan[2], plan[3], query, top_k, threshold))
 
 
 def _marker(table: Table) -> Any:
@@ -304,15 +351,11 @@ def _classify(
     return order, np.asarray(slots, dtype=np.intp), skipped
 
 
-def _ranked(
-    cache: VectorCache,
-    order: list[str],
-    slots: NDArray[np.intp],
-    query: list[float],
-    top_k: int,
-    threshold: float,
-    exact: Callable[[list[str]], dict[str, Any]],
-) -> list[tuple[Any, float]]:
+def _shortlist(
+    cache: VectorCache, order: list[str], slots: NDArray[np.intp], query: list[float], top_k: int, threshold: float
+) -> list[str]:
+    """The candidates (of ``order``, their vectors at ``slots``) whose float32 score may pass
+    ``threshold`` and reach the first ``top_k``, in scan order: the rows to score exactly."""
     dimension = len(query)
     if not order or top_k == 0:
         return []
@@ -329,9 +372,19 @@ def _ranked(
     if len(eligible) > top_k:
         cut = np.partition(approx[eligible], len(eligible) - top_k)[len(eligible) - top_k]
         eligible = eligible[approx[eligible] >= cut - MARGIN]
-    chosen = [order[index] for index in sorted(eligible.tolist())]
+    return [order[index] for index in sorted(eligible.tolist())]
+
+
+def _scored(
+    chosen: list[str], query: list[float], top_k: int, threshold: float, exact: Callable[[list[str]], dict[str, Any]]
+) -> list[tuple[Any, float]]:
+    """The rows of ``chosen`` that pass ``threshold``, scored as the TypeScript store scores
+    them from their stored text, best first (ties in scan order), at most ``top_k``."""
+    if not chosen:
+        return []
+    dimension = len(query)
     rows = exact(chosen)
-    scorer = _Scorer(array)
+    scorer = _Scorer(np.asarray(query, dtype=np.float64))
     scored: list[tuple[float, int, Any]] = []
     for position, row_id in enumerate(chosen):
         row = rows.get(row_id)

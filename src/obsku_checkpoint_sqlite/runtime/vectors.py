@@ -1,7 +1,8 @@
 """Decoded embeddings kept between searches: float32 matrices per table and dimension.
 
 Process state shared by the threads of a store, so it lives here, the one layer that
-knows threads: ``ops.memory_search`` fills and reads it under its lock.
+knows threads: ``ops.memory_search`` fills and reads it under its lock, and has a
+shortlist computed here in the background while it waits for the server.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 import math
 import threading
 import weakref
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -112,6 +115,18 @@ class VectorCache:
         for row_id in [row_id for row_id in self.rows if row_id not in keep]:
             self.generation += 1
             self._release(self.rows.pop(row_id))
+
+
+T = TypeVar("T")
+
+# Shortlists computed while a search waits for the server (``ops.memory_search``): NumPy's
+# matrix product releases the GIL, so it runs beside the round trip.
+_BACKGROUND = ThreadPoolExecutor(max_workers=2, thread_name_prefix="obsku-rank")
+
+
+def in_background(function: Callable[..., T], *args: Any) -> Future[T]:
+    """``function(*args)`` in a background thread; the future gives its result."""
+    return _BACKGROUND.submit(function, *args)
 
 
 _CACHES: weakref.WeakKeyDictionary[Engine, dict[str, VectorCache]] = weakref.WeakKeyDictionary()
