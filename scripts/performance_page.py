@@ -100,8 +100,10 @@ TARGET_NOTES = """\
   *psycopg async floor* rows). Tried and measured on this machine: `loop.run_in_executor` (chained
   `concurrent.futures` and asyncio futures: nearly twice the present hop's cost); SQLAlchemy's
   async engine on `psycopg_async` (a greenlet crossing and psycopg's async waits per statement:
-  more CPU than the hop); a greenlet running the operation straight on psycopg's `AsyncConnection`
-  (no less CPU than the hop, for a second pool of connections). The target stands as written.
+  more CPU than the hop); a greenlet running a read straight on psycopg's `AsyncConnection`
+  (in paired runs `get_latest_checkpoint` at 1.45-1.53× the sync CPU against the hop's 1.51-1.75×,
+  still over the limit, for a second pool of connections and a second path for every read). The
+  target stands as written.
 - **`list_checkpoints(10)`, sync, against `SqliteSaver.list`**: the store's listing costs about
   what its query and JSON parse cost, and less than the floor, which parses with the standard
   library's `json.loads`. LangGraph stores msgpack, which decodes faster than any JSON parser here,
