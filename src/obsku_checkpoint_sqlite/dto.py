@@ -70,7 +70,8 @@ class CheckpointNodeResult(_Payload):
     again stores the same text. ``canonical_status`` names either kind in lower case.
     """
 
-    status: NodeStatus | LegacyNodeStatus
+    # One Literal, not a union of two: a bad status gets one message listing every spelling.
+    status: Literal[NodeStatus, LegacyNodeStatus]
     output: Any = None
     error: Text | None = None
     started_at: Millis | None = None

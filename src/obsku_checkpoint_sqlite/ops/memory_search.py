@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -34,7 +33,7 @@ from ..errors import (
     VectorDimensionError,
 )
 from ..memory_dto import Entity, Fact, MemoryResults
-from ..runtime.vectors import VectorCache, cache_for, in_background
+from ..runtime.vectors import Pending, VectorCache, cache_for, in_background
 
 # How far a float32 score may be from the exact one, with room to spare: candidates
 # within this of the cut are scored exactly before the cut is made.
@@ -248,7 +247,7 @@ def _rank(
     threshold: float,
     *,
     full: bool,
-    early: Future[_EarlyShortlist | None] | None = None,
+    early: Pending[_EarlyShortlist | None] | None = None,
 ) -> tuple[list[tuple[str, float]], list[CheckpointStoreError]]:
     """The rows (``columns``, the embedding among them) of the candidates that pass
     ``threshold``, best first (ties in scan order), at most ``top_k``, with their scores; and
@@ -298,7 +297,7 @@ class _EarlyShortlist(NamedTuple):
 
 def _rank_early(
     conn: Connection, table: Table, key: tuple[Any, ...], query: list[float], top_k: int, threshold: float
-) -> Future[_EarlyShortlist | None] | None:
+) -> Pending[_EarlyShortlist | None] | None:
     """On PostgreSQL, the shortlist of the filter's last plan, begun in the background.
 
     Whether the last candidates still hold takes a round trip to the server, which scans

@@ -124,7 +124,11 @@ T = TypeVar("T")
 _BACKGROUND = ThreadPoolExecutor(max_workers=2, thread_name_prefix="obsku-rank")
 
 
-def in_background(function: Callable[..., T], *args: Any) -> Future[T]:
+Pending = Future
+"""What ``in_background`` returns: ``result()`` waits for the value (or raises its error)."""
+
+
+def in_background(function: Callable[..., T], *args: Any) -> Pending[T]:
     """``function(*args)`` in a background thread; the future gives its result."""
     return _BACKGROUND.submit(function, *args)
 
