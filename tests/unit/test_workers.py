@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 
 import pytest
@@ -97,3 +99,19 @@ def test_a_call_whose_loop_closed_leaves_the_thread_serving() -> None:
 
 async def _run(workers: Workers, function: object) -> object:
     return await workers.run(function)  # type: ignore[arg-type]
+
+
+def test_a_forked_child_starts_its_own_worker_threads() -> None:
+    # The parent has a parked worker thread; the child has none, and must start one.
+    from obsku_checkpoint_sqlite.runtime import workers
+
+    async def call() -> str:
+        return await workers.in_thread(lambda: "child")
+
+    assert asyncio.run(call()) == "child"
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if the call ran within the alarm
+        signal.alarm(10)
+        os._exit(0 if asyncio.run(call()) == "child" else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

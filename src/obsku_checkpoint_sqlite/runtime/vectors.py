@@ -8,6 +8,7 @@ shortlist computed here in the background while it waits for the server.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -141,6 +142,18 @@ def cache_for(engine: Engine, table: str) -> VectorCache:
     """The cache of ``table`` in the database of ``engine``; it goes with the engine."""
     with _CACHES_LOCK:
         return _CACHES.setdefault(engine, {}).setdefault(table, VectorCache())
+
+
+def _start_over_in_child() -> None:
+    # A forked child has none of its parent's threads: an executor that counts them would
+    # queue work no thread takes, and a lock one of them held would never be released.
+    global _BACKGROUND, _CACHES, _CACHES_LOCK
+    _BACKGROUND = ThreadPoolExecutor(max_workers=2, thread_name_prefix="obsku-rank")
+    _CACHES = weakref.WeakKeyDictionary()
+    _CACHES_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_start_over_in_child)
 
 
 def caches() -> list[VectorCache]:

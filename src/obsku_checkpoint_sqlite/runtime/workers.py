@@ -9,13 +9,15 @@ thread wake-ups, and little else.
 
 The threads are shared by every store in the process, started as calls need them, up
 to ``WORKER_LIMIT``; a call beyond that waits its turn. They are daemon threads parked
-on the queue between calls, so an unclosed store keeps none alive at exit.
+on the queue between calls, so an unclosed store keeps none alive at exit. A process
+forked from one that has them starts with none.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -105,6 +107,16 @@ def _settle(future: asyncio.Future[Any], result: Any, exc: BaseException | None)
 
 
 WORKERS = Workers()
+
+
+def _start_over_in_child() -> None:
+    # A forked child has none of its parent's threads, but would inherit their count as idle
+    # and queue calls that no thread takes: it starts with no threads instead.
+    global WORKERS
+    WORKERS = Workers()
+
+
+os.register_at_fork(after_in_child=_start_over_in_child)
 
 
 def in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
