@@ -118,7 +118,7 @@ def search_entities(
             skipped.append(exc)
             continue
         found.append(entity.model_copy(update={"score": score}))
-    return MemoryResults(found[:top_k], skipped=skipped)
+    return MemoryResults(found, skipped=skipped)
 
 
 def search_facts(
@@ -136,7 +136,7 @@ def search_facts(
         fact_from_row(row, postgresql=postgresql, with_embedding=False).model_copy(update={"score": score})
         for row, score in ranked
     ]
-    return MemoryResults(found[:top_k], skipped=skipped)
+    return MemoryResults(found, skipped=skipped)
 
 
 def _candidates(
@@ -248,7 +248,7 @@ def _rank(
     *,
     full: bool,
     early: Pending[_EarlyShortlist | None] | None = None,
-) -> tuple[list[tuple[str, float]], list[CheckpointStoreError]]:
+) -> tuple[list[tuple[Any, float]], list[CheckpointStoreError]]:
     """The rows (``columns``, the embedding among them) of the candidates that pass
     ``threshold``, best first (ties in scan order), at most ``top_k``, with their scores; and
     the errors of rows that cannot be scored. ``early``: the shortlist ``_rank_early`` began."""
@@ -284,9 +284,8 @@ def _rank(
         if len(cache.plans) >= MAX_LISTS:
             cache.plans.clear()
         cache.plans[(key, len(query))] = (candidates, cache.generation, order, slots, list(skipped))
-        return _scored(
-            _shortlist(cache, order, slots, query, top_k, threshold), query, top_k, threshold, exact
-        ), skipped
+        chosen = _shortlist(cache, order, slots, query, top_k, threshold)
+        return _scored(chosen, query, top_k, threshold, exact), skipped
 
 
 class _EarlyShortlist(NamedTuple):
