@@ -7,6 +7,7 @@ members' order). ``jsonplus`` reads stored values into them and writes them back
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
@@ -135,6 +136,7 @@ def _js_iso(epoch_ms: int) -> str:
     return f"{year_text}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}.{millisecond:03d}Z"
 
 
+@functools.total_ordering
 class JsDate:
     """A JavaScript ``Date`` whose year Python's ``datetime`` cannot hold (before 1 or after 9999).
 
@@ -210,21 +212,6 @@ class JsDate:
         if not isinstance(other, JsDate):
             return NotImplemented
         return self.epoch_ms < other.epoch_ms
-
-    def __le__(self, other: JsDate) -> bool:
-        if not isinstance(other, JsDate):
-            return NotImplemented
-        return self.epoch_ms <= other.epoch_ms
-
-    def __gt__(self, other: JsDate) -> bool:
-        if not isinstance(other, JsDate):
-            return NotImplemented
-        return self.epoch_ms > other.epoch_ms
-
-    def __ge__(self, other: JsDate) -> bool:
-        if not isinstance(other, JsDate):
-            return NotImplemented
-        return self.epoch_ms >= other.epoch_ms
 
     def __hash__(self) -> int:
         return hash((JsDate, self.epoch_ms))
