@@ -14,6 +14,7 @@ import selectors
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -31,6 +32,7 @@ class RoundTripProxy:
         self._lock = threading.Lock()
         self._round_trips = 0
         self._cut: tuple[int, bool] | None = None  # (round trip to cut at, deliver it first)
+        self._open = 0  # connections being forwarded
         self._stopped = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -57,6 +59,17 @@ class RoundTripProxy:
         with self._lock:
             self._cut = (self._round_trips + round_trip, deliver)
 
+    def wait_until_all_closed(self, timeout: float = 10) -> None:
+        """Wait until every connection through the proxy is closed on both sides: a server
+        that closed its side is done with before the proxy has told the client."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if not self._open:
+                    return
+            assert time.monotonic() < deadline, "connections through the proxy stayed open"
+            time.sleep(0.005)
+
     def close(self) -> None:
         self._stopped.set()
         self._listener.close()
@@ -70,6 +83,8 @@ class RoundTripProxy:
             server = socket.create_connection(self._target)
             for sock in (client, server):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self._open += 1
             threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
 
     def _pump(self, client: socket.socket, server: socket.socket) -> None:
@@ -95,6 +110,8 @@ class RoundTripProxy:
             selector.close()
             client.close()
             server.close()
+            with self._lock:
+                self._open -= 1
 
     def _count(self, starting: bool, waits: int, server: socket.socket, data: bytes) -> bool:
         """Count ``waits`` round trips in ``data``; True when the connection is cut here."""

@@ -86,6 +86,7 @@ async def test_a_connection_killed_between_calls_is_replaced_without_a_ping(
     await store.add_message(session.id, role="user", content="before")
     for round_ in range(2):
         assert kill_connections(direct) >= 1, "the store keeps a pooled connection to kill"
+        proxy.wait_until_all_closed()
         # The checkout sees the closed socket and connects anew: the call then takes its
         # own round trips and the new connection's set-up (the session settings the
         # driver and SQLAlchemy send), and no ping.
@@ -93,6 +94,7 @@ async def test_a_connection_killed_between_calls_is_replaced_without_a_ping(
             await store.add_message(session.id, role="user", content=f"after kill {round_}")
         assert 0 <= made[0] - ROUND_TRIPS[backend]["add"] <= SET_UP[backend], f"{made[0]} round trips"
         assert kill_connections(direct) >= 1
+        proxy.wait_until_all_closed()
         assert len(await store.get_messages(session.id)) == round_ + 2
     # And with the pool's connection alive (and its first write done: on MariaDB that
     # reads the server's packet limit, once per connection), no round trip checks it first.
