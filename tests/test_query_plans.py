@@ -10,6 +10,7 @@ SQLAlchemy for each dialect.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, insert, text
+from sqlalchemy.dialects.postgresql.psycopg import dialect as postgresql_dialect
 
 from obsku_checkpoint_sqlite import sync
 from obsku_checkpoint_sqlite.db import queries
@@ -232,3 +234,94 @@ def test_postgresql_save_checkpoint_reads_only_indexes(postgres_engine: tuple[En
     for index in SAVE_INDEXES:
         assert index in plan, plan
     assert "Seq Scan" not in plan, plan
+
+
+# --- PostgreSQL: generic plans on skewed statistics -------------------------------------
+
+# psycopg prepares a statement after its fifth run, and PostgreSQL then plans it once for
+# any parameters (a generic plan), estimating every session at the average size. Analyzed
+# while a few sessions held every message, that average is the whole table, and walking
+# the messages' primary key backwards looks as cheap as the session's own index: for a
+# session with no recent messages it then reads every message of every session.
+SKEWED_SESSIONS = 3
+SKEWED_MESSAGES = 20_000
+# Statements whose plan orders messages by id within one session.
+MESSAGE_ORDERED: list[tuple[str, Any, dict[str, Any]]] = [
+    ("save_checkpoint's message watermark", queries.INSERT_CHECKPOINT_RETURNING,
+     {"id": "new", "namespace": "", "parent_id": None, "version": None, "step": 1, "node_id": None,
+      "node_results": "{}", "pending_nodes": "[]", "cycle_state": None, "source": "loop", "created_at": 1}),
+    ("last N messages", queries.LAST_MESSAGES, {"limit": 50}),
+    ("last N messages before", queries.LAST_MESSAGES_BEFORE, {"limit": 50, "before": 10**15}),
+    ("all messages", queries.ALL_MESSAGES, {}),
+    ("fork: copy messages up to the watermark", queries.COPY_MESSAGES_BY_ID,
+     {"session_id": "copy", "last_message_id": 10**9}),
+    ("fork: copy messages up to a time", queries.COPY_MESSAGES_BY_TIME,
+     {"session_id": "copy", "checkpoint_created_at": 10**15}),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def postgres_skewed_url() -> Iterator[str]:
+    server = require_server("postgresql")
+    name = f"obsku_skewed_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalize_url(server, for_async=False), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    url = normalize_url(server, for_async=False).set(database=name)
+    try:
+        _migrate(url)
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO sessions (id, directory, created_at, updated_at) "
+                "SELECT 'heavy' || s, '/p', 1, 1 FROM generate_series(1, :sessions) AS s "
+                "UNION ALL SELECT 'empty', '/p', 1, 1"
+            ), {"sessions": SKEWED_SESSIONS})  # fmt: skip
+            conn.execute(text(
+                "INSERT INTO messages (session_id, role, content, created_at) "
+                "SELECT 'heavy' || s, 'user', 'm', n FROM generate_series(1, :rows) AS n, "
+                "generate_series(1, :sessions) AS s ORDER BY n, s"
+            ), {"rows": SKEWED_MESSAGES, "sessions": SKEWED_SESSIONS})  # fmt: skip
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE"))
+        engine.dispose()
+        yield url.set(drivername="postgresql").render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+def _generic_plan(url: str, statement: Any, values: dict[str, Any]) -> str:
+    """The plan PostgreSQL runs ``statement`` with once prepared, for ``values``."""
+    import psycopg
+
+    compiled = statement.compile(dialect=postgresql_dialect())
+    names: list[str] = []
+
+    def placeholder(match: re.Match[str]) -> str:
+        if match[1] not in names:
+            names.append(match[1])
+        return f"${names.index(match[1]) + 1}"
+
+    sql = re.sub(r"%\((\w+)\)s", placeholder, compiled.string)
+    params = {**compiled.params, **values}
+    with psycopg.connect(url, autocommit=True, cursor_factory=psycopg.ClientCursor) as conn:
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn.execute(f"PREPARE probe AS {sql}")  # type: ignore[arg-type]
+        arguments = ", ".join(["%s"] * len(names))
+        rows = conn.execute(f"EXPLAIN EXECUTE probe({arguments})", [params[name] for name in names]).fetchall()  # type: ignore[arg-type]
+    return "\n".join(row[0] for row in rows)
+
+
+@pytest.mark.parametrize(("name", "statement", "values"), MESSAGE_ORDERED, ids=[item[0] for item in MESSAGE_ORDERED])
+def test_postgresql_generic_plan_reads_one_sessions_messages(
+    postgres_skewed_url: str, name: str, statement: Any, values: dict[str, Any]
+) -> None:
+    bound = {"session_id": "empty", "source_session_id": "empty", **values}
+    plan = _generic_plan(postgres_skewed_url, statement, bound)
+    # idx_messages_session_order, or idx_messages_session for a cutoff by time: the session's own rows.
+    assert any("Index Cond" in line and "session_id" in line and ">=" in line for line in plan.splitlines()), plan
+    assert "idx_messages_session" in plan, plan
+    assert "pk_messages" not in plan, plan
+    assert "Seq Scan on messages" not in plan, plan

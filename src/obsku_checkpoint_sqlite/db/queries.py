@@ -9,12 +9,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, Select, Table, bindparam, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.sql.expression import Executable
 
 from . import thread_queries
 from .models import CheckpointRecord, MessageRecord, SessionRecord
-from .types import unicode_lower
+from .types import order_within_key, postgresql_variant, unicode_lower
 
 sessions: Table = SessionRecord.__table__  # type: ignore[assignment]
 messages: Table = MessageRecord.__table__  # type: ignore[assignment]
@@ -87,15 +102,37 @@ INSERT_MESSAGE = _insert_all(messages, skip=("id",))
 INSERT_MESSAGE_RETURNING = INSERT_MESSAGE.returning(messages.c.id)
 
 
+# A session's messages in id order take idx_messages_session_order (session_id, id). With
+# ``session_id = :id`` PostgreSQL drops the constant from the order and may walk the
+# primary key on id instead, filtering every row. psycopg prepares a statement after its
+# fifth run, and PostgreSQL then plans it once for every session at the average session's
+# size: from statistics gathered while a few sessions held every message, that walk looks
+# as cheap as the index, and for a session with no messages it reads the whole table. So
+# on PostgreSQL the condition is the closed range it equals (the same rows) and the order
+# is (session_id, id), which only the index gives. MariaDB would sort rather than use
+# the index for either; SQLite and MariaDB plan ``=`` with the order by id well.
+
+
+def in_session(session_id: Any) -> Any:
+    """The messages of ``session_id``, for a query ordered by ``SESSION_ORDER``."""
+    column = messages.c.session_id
+    return postgresql_variant(column == session_id, and_(column >= session_id, column <= session_id))
+
+
+# A session's messages in insertion order, oldest first, and newest first.
+SESSION_ORDER = order_within_key(messages.c.session_id, messages.c.id)
+SESSION_ORDER_NEWEST_FIRST = order_within_key(messages.c.session_id.desc(), messages.c.id.desc())
+
+
 def _messages(*, before: bool, last: bool) -> Select[Any]:
-    query = select(*MESSAGE_COLUMNS).where(messages.c.session_id == bindparam("session_id"))
+    query = select(*MESSAGE_COLUMNS).where(in_session(bindparam("session_id")))
     if before:
         query = query.where(messages.c.created_at < bindparam("before", type_=messages.c.created_at.type))
     if not last:
-        return query.order_by(messages.c.id)
+        return query.order_by(SESSION_ORDER)
     # Newest first to take the last `limit`; the caller restores insertion order. A limit
     # is 64-bit (bounds.check_count): typed so, PostgreSQL's drivers do not cast it to int4.
-    return query.order_by(messages.c.id.desc()).limit(bindparam("limit", type_=BigInteger))
+    return query.order_by(SESSION_ORDER_NEWEST_FIRST).limit(bindparam("limit", type_=BigInteger))
 
 
 ALL_MESSAGES = _messages(before=False, last=False)
@@ -135,9 +172,18 @@ VERSION_OF = select(checkpoints.c.version).where(checkpoints.c.id == bindparam("
 
 
 def _newest_message_id(session_id: Any) -> Any:
-    return (
-        select(func.coalesce(func.max(messages.c.id), 0)).where(messages.c.session_id == session_id).scalar_subquery()
+    # max(id) is read off the index on SQLite and MariaDB; on PostgreSQL it would walk the
+    # primary key as the order by id does (see in_session). LIMIT 1 as SQL text: a
+    # generic plan knows no bound limit's value.
+    newest = postgresql_variant(
+        select(func.max(messages.c.id)).where(messages.c.session_id == session_id).scalar_subquery(),
+        select(messages.c.id)
+        .where(in_session(session_id))
+        .order_by(SESSION_ORDER_NEWEST_FIRST)
+        .limit(literal_column("1"))
+        .scalar_subquery(),
     )
+    return func.coalesce(newest, 0)
 
 
 def _insert_checkpoint() -> Any:
@@ -216,9 +262,9 @@ def _copy_messages(*, by_watermark: bool) -> Any:
     )
     copied = (
         select(_param("session_id", messages, "session_id"), *(messages.c[name] for name in _MESSAGE_COPY_COLUMNS))
-        .where(messages.c.session_id == source_session, cutoff)
+        .where(in_session(source_session), cutoff)
         # Ids are assigned in this order, so the copy keeps the original's order.
-        .order_by(messages.c.id)
+        .order_by(SESSION_ORDER)
     )
     return insert(messages).from_select(["session_id", *_MESSAGE_COPY_COLUMNS], copied)
 

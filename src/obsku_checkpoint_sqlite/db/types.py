@@ -10,7 +10,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlalchemy.types import NullType, TypeDecorator, TypeEngine
 
 UNICODE_LOWER = "obsku_lower"
 """The SQL function the store registers on every SQLite connection: Python's ``str.lower``."""
@@ -106,6 +106,50 @@ def _lower(element: unicode_lower, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(unicode_lower, "sqlite")
 def _lower_on_sqlite(element: unicode_lower, compiler: SQLCompiler, **kw: Any) -> str:
     return f"{UNICODE_LOWER}({compiler.process(element.clauses, **kw)})"
+
+
+class postgresql_variant(FunctionElement[Any]):
+    """``postgresql_variant(default, postgresql)``: the SQL of ``postgresql`` on PostgreSQL,
+    of ``default`` elsewhere (two forms of one expression, or of one list of ORDER BY terms)."""
+
+    # Untyped: a Boolean would make SQLite and MariaDB compare it with 1 in a WHERE clause.
+    type = NullType()
+    inherit_cache = True
+    name = "postgresql_variant"
+
+
+@compiles(postgresql_variant)
+def _default_variant(element: postgresql_variant, compiler: SQLCompiler, **kw: Any) -> str:
+    default, _ = element.clauses
+    return compiler.process(default, **kw)
+
+
+@compiles(postgresql_variant, "postgresql")
+def _postgresql_variant(element: postgresql_variant, compiler: SQLCompiler, **kw: Any) -> str:
+    _, postgresql = element.clauses
+    return compiler.process(postgresql, **kw)
+
+
+class order_within_key(FunctionElement[Any]):
+    """``order_within_key(key, id)``: ORDER BY ``id`` for rows of one ``key``, and on
+    PostgreSQL ORDER BY ``key, id``, which only an index ``(key, id)`` gives there (the
+    terms may carry ``.desc()``). MariaDB would sort rather than use that index for it."""
+
+    type = NullType()
+    inherit_cache = True
+    name = "order_within_key"
+
+
+@compiles(order_within_key)
+def _by_id(element: order_within_key, compiler: SQLCompiler, **kw: Any) -> str:
+    _, id_ = element.clauses
+    return compiler.process(id_, **kw)
+
+
+@compiles(order_within_key, "postgresql")
+def _by_key_then_id(element: order_within_key, compiler: SQLCompiler, **kw: Any) -> str:
+    key, id_ = element.clauses
+    return f"{compiler.process(key, **kw)}, {compiler.process(id_, **kw)}"
 
 
 def _is_mariadb(dialect: Dialect) -> bool:

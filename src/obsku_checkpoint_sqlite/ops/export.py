@@ -28,7 +28,7 @@ from typing import Any, Literal
 import orjson
 from sqlalchemy import Connection, func, select, text
 
-from ..db.queries import checkpoints, messages, sessions
+from ..db.queries import SESSION_ORDER, checkpoints, in_session, messages, sessions
 from ..db.values import now_ms
 from ..dto import TransferReport
 from . import memory_transfer, thread_transfer
@@ -94,8 +94,8 @@ def export_sessions(
                 out.write(_record("session", session._mapping))
                 for row in conn.execute(
                     select(messages)
-                    .where(messages.c.session_id == session.id)
-                    .order_by(messages.c.id)
+                    .where(in_session(session.id))
+                    .order_by(SESSION_ORDER)
                     .execution_options(yield_per=BATCH_SIZE)
                 ):
                     out.write(_record("message", row._mapping))
