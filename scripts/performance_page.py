@@ -142,6 +142,11 @@ DESIGN_NOTES = """\
 - **Indexes that serve every hot query's order** (revision 0002), checked by
   `tests/test_query_plans.py`, and a set-based fork (`INSERT … SELECT`), checked by
   `tests/test_statement_counts.py`.
+- **Plans that hold on skewed sessions (PostgreSQL).** Once psycopg prepares a statement,
+  PostgreSQL plans it for every session at once; on statistics from a few large sessions, "this
+  session's messages by id" walked the whole messages table for a session with none, on every
+  save there. On PostgreSQL those queries are written so that only the `(session_id, id)` index
+  serves them (see [PostgreSQL and MariaDB](servers.md#prepared-statements-and-skewed-sessions)).
 """
 
 
