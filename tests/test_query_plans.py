@@ -309,8 +309,9 @@ def _generic_plan(url: str, statement: Any, values: dict[str, Any]) -> str:
     with psycopg.connect(url, autocommit=True, cursor_factory=psycopg.ClientCursor) as conn:
         conn.execute("SET plan_cache_mode = force_generic_plan")
         conn.execute(f"PREPARE probe AS {sql}")  # type: ignore[arg-type]
-        arguments = ", ".join(["%s"] * len(names))
-        rows = conn.execute(f"EXPLAIN EXECUTE probe({arguments})", [params[name] for name in names]).fetchall()  # type: ignore[arg-type]
+        placeholders = ", ".join(["%s"] * len(names))
+        explain = f"EXPLAIN EXECUTE probe({placeholders})"
+        rows = conn.execute(explain, [params[name] for name in names]).fetchall()  # type: ignore[arg-type]
     return "\n".join(row[0] for row in rows)
 
 
