@@ -102,8 +102,15 @@ TARGET_NOTES = """\
   async engine on `psycopg_async` (a greenlet crossing and psycopg's async waits per statement:
   more CPU than the hop); a greenlet running a read straight on psycopg's `AsyncConnection`
   (in paired runs `get_latest_checkpoint` at 1.45-1.53× the sync CPU against the hop's 1.51-1.75×,
-  still over the limit, for a second pool of connections and a second path for every read). The
-  target stands as written.
+  still over the limit, for a second pool of connections and a second path for every read). Where
+  the difference goes, for `get_latest_checkpoint` in a paired probe on this machine
+  (`getrusage` over 2,000 calls): the sync face takes 104-108 µs of user and 31-41 µs of system
+  CPU per call with one context switch; the async face 150-163 µs of user and 84-101 µs of system
+  CPU with four. Half of what it adds is the kernel switching threads (the worker's wake-up and
+  the loop's), half is asyncio (a future, `call_soon_threadsafe`, the loop's wake-up pipe, the
+  task's step). psycopg's `AsyncConnection` adds 40-55 µs of user CPU over its blocking
+  connection with no thread at all, so a face with no hop would still be near 1.4× here. The
+  target stands as written, and is not met.
 - **`list_checkpoints(10)`, sync, against `SqliteSaver.list`**: the store's listing costs about
   what its query and JSON parse cost, and less than the floor, which parses with the standard
   library's `json.loads`. LangGraph stores msgpack, which decodes faster than any JSON parser here,
