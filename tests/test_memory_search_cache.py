@@ -81,3 +81,37 @@ async def test_a_warm_search_on_postgresql_ranks_while_the_server_checks_its_can
     assert [fact.id for fact in found] == [nearest.id, near.id, far.id]
     assert len(ranked_in) == 2
     assert not ranked_in[1].startswith("obsku-rank")
+
+
+async def test_rows_without_an_embedding_are_skipped_until_they_have_one(store: Any, workspace: str) -> None:
+    session = await store.create_session("/embeddings")
+    bare = await store.save_entity(session.id, name="bare", type="t", workspace_id=workspace)
+    near = await store.save_entity(session.id, name="near", type="t", workspace_id=workspace, embedding=[1.0, 0.0])
+    await store.save_fact("bare fact", workspace_id=workspace, source_session_id=session.id)
+    fact = await store.save_fact("fact", workspace_id=workspace, embedding=[1.0, 0.0])
+    for in_session in (None, session.id):
+        found = await store.search_entities_semantic([1.0, 0.0], workspace_id=workspace, session_id=in_session)
+        assert [entity.id for entity in found] == [near.id]
+    assert [found.id for found in await store.search_facts_semantic([1.0, 0.0], workspace_id=workspace)] == [fact.id]
+    await store.update_entity(bare.id, embedding=[0.0, 1.0])
+    await store.update_entity(near.id, embedding=None)
+    found = await store.search_entities_semantic([0.0, 1.0], workspace_id=workspace)
+    assert [(entity.id, entity.score) for entity in found] == [(bare.id, 1.0)]
+
+
+@pytest.mark.parametrize("dialect", ["mysql", "mariadb"])
+def test_candidates_on_mariadb_never_read_an_embedding(dialect: str) -> None:
+    # InnoDB reads a LONGBLOB named in a condition, even to test it for NULL: a search
+    # at 10,000 facts then read every embedding to list its candidates.
+    from sqlalchemy.dialects import mysql
+
+    from obsku_checkpoint_sqlite.db import memory_queries
+
+    statements = [
+        memory_queries.fact_candidates("w", dialect)[0],
+        memory_queries.fact_candidates(None, dialect)[0],
+        memory_queries.entity_candidates("s", "w", dialect)[0],
+        memory_queries.entity_candidates(None, None, dialect)[0],
+    ]
+    for statement in statements:
+        assert "embedding" not in str(statement.compile(dialect=mysql.dialect()))

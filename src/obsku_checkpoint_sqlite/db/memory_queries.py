@@ -73,7 +73,7 @@ def entity_candidates(
     if dialect == "sqlite" and workspace_id and not session_id:
         indexed = select(literal_column("entities.rowid"), entities.c.id, entities.c.updated_at)
         return indexed.where(entities.c.workspace_id == workspace_id), True
-    statement = select(entities.c.id, entities.c.updated_at).where(entities.c.embedding.is_not(None))
+    statement = select(entities.c.id, entities.c.updated_at).where(*_has_embedding(entities, dialect))
     if session_id:
         statement = statement.where(entities.c.session_id == session_id)
     if workspace_id:
@@ -92,7 +92,15 @@ def fact_candidates(workspace_id: str | None, dialect: str) -> tuple[Select[tupl
     if dialect == "sqlite" and workspace_id:
         indexed = select(literal_column("facts.rowid"), facts.c.id, facts.c.created_at)
         return indexed.where(facts.c.workspace_id == workspace_id), True
-    statement = select(facts.c.id, facts.c.created_at).where(facts.c.embedding.is_not(None))
+    statement = select(facts.c.id, facts.c.created_at).where(*_has_embedding(facts, dialect))
     if workspace_id:
         statement = statement.where(facts.c.workspace_id == workspace_id)
     return statement, False
+
+
+def _has_embedding(table: Table, dialect: str) -> tuple[Any, ...]:
+    # InnoDB reads a LONGBLOB named in a condition, even to test it for NULL: on MariaDB
+    # and MySQL every row is a candidate, and the search skips those with no embedding.
+    if dialect in ("mysql", "mariadb"):
+        return ()
+    return (table.c.embedding.is_not(None),)
