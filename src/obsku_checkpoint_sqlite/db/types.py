@@ -109,8 +109,8 @@ def _lower_on_sqlite(element: unicode_lower, compiler: SQLCompiler, **kw: Any) -
 
 
 class postgresql_variant(FunctionElement[Any]):
-    """``postgresql_variant(default, postgresql)``: the SQL of ``postgresql`` on PostgreSQL,
-    of ``default`` elsewhere (two forms of one expression, or of one list of ORDER BY terms)."""
+    """``postgresql_variant(default, postgresql)``: two forms of one expression, the SQL of
+    ``postgresql`` on PostgreSQL and of ``default`` elsewhere."""
 
     # Untyped: a Boolean would make SQLite and MariaDB compare it with 1 in a WHERE clause.
     type = NullType()
