@@ -517,10 +517,11 @@ python -m benchmarks.memory --rows 10000 --backends sqlite  # one point
 ```
 
 `--typescript` names a directory holding Bun and the TypeScript packages, made with
-`npm install bun` and the packages unpacked from `npm pack @obsku/checkpoint-sqlite@0.2.3` and
-`npm pack @obsku/checkpoint-postgres@0.2.3` into `node_modules/@obsku/checkpoint-sqlite` and
+`npm install bun pg` and then the packages unpacked from `npm pack @obsku/checkpoint-sqlite@0.2.3`
+and `npm pack @obsku/checkpoint-postgres@0.2.3` into `node_modules/@obsku/checkpoint-sqlite` and
 `node_modules/@obsku/checkpoint-postgres` (their `@obsku/framework` dependency is bundled in them
-and not on the registry, so `npm install` of the packages fails);
+and not on the registry, so `npm install` of the packages fails; unpack them after every
+`npm install`, which removes what it did not install);
 `benchmarks/memory_typescript.mjs` runs them. The command writes the `memory` section of
 `benchmarks/results/latest.json` and leaves the rest; `python -m benchmarks.run` keeps it.
 """
