@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import make_url
 
-from obsku_checkpoint_sqlite import DatabaseUnavailableError
+from obsku_checkpoint_sqlite import DatabaseUnavailableError, sync
 from tests._proxy import RoundTripProxy
 from tests.conftest import StoreFactory
 from tests.test_reliability import kill_connections
@@ -161,3 +161,52 @@ async def test_a_write_cut_off_at_its_commit_is_reported_as_unknown_and_not_run_
         assert contents == ["warm"]
         assert time.monotonic() < deadline, "the delivered COMMIT never became visible"
         await asyncio.sleep(0.05)
+
+
+# put_writes of a task's ordinary writes: on PostgreSQL one pipeline (BEGIN, an INSERT a
+# write, COMMIT), as LangGraph's PostgresSaver sends them; on MariaDB a check that the
+# thread exists, an INSERT a write and COMMIT.
+PUT_WRITES_ROUND_TRIPS = {"postgresql": 1, "mariadb": 1 + 4 + 1}
+
+
+@pytest.mark.parametrize("scratch_url", ["postgresql", "mariadb"], indirect=True)
+def test_langgraph_put_writes_takes_the_fewest_round_trips(proxied: tuple[str, RoundTripProxy, str]) -> None:
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from obsku_checkpoint_sqlite.langgraph import ObskuSaver
+
+    url, proxy, _ = proxied
+    backend = make_url(url).get_backend_name()
+    with ObskuSaver.from_conn_string(url) as saver:
+        config = {"configurable": {"thread_id": "t-round-trips", "checkpoint_ns": ""}}
+        saved = saver.put(config, empty_checkpoint(), {"source": "loop", "step": 0}, {})
+        writes = [(f"channel_{index}", index) for index in range(4)]
+        for task in range(3):  # warm: the pool holds a connection, the statements are prepared
+            saver.put_writes(saved, writes, f"warm-{task}")
+        with proxy.counting() as made:
+            saver.put_writes(saved, writes, "counted")
+        assert made == [PUT_WRITES_ROUND_TRIPS[backend]]
+        found = saver.get_tuple(saved)
+        assert found is not None
+        assert [(task, channel, value) for task, channel, value in found.pending_writes if task == "counted"] == [
+            ("counted", channel, value) for channel, value in writes
+        ]
+
+
+@pytest.mark.parametrize("scratch_url", ["postgresql", "mariadb"], indirect=True)
+def test_langgraph_put_writes_for_a_thread_not_saved_yet_creates_it(scratch_url: str) -> None:
+    from obsku_checkpoint_sqlite.langgraph import ObskuSaver
+
+    with ObskuSaver.from_conn_string(scratch_url) as saver:
+        saver.setup()
+        for task in range(2):  # the second on a connection whose first attempt failed its foreign key
+            config = {"configurable": {"thread_id": f"t-new-{task}", "checkpoint_ns": "", "checkpoint_id": "c1"}}
+            saver.put_writes(config, [("x", task)], f"task-{task}")
+    store = sync.SqlAlchemyCheckpointStore(scratch_url)
+    try:
+        for task in range(2):
+            session = store.get_session(f"t-new-{task}")
+            assert session is not None
+            assert session.directory == "langgraph"
+    finally:
+        store.close()

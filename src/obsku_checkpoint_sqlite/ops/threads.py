@@ -23,7 +23,8 @@ from ..db import thread_queries as q
 from ..db.models import ID_LENGTH, NAME_LENGTH
 from ..db.thread_queries import lg_checkpoints
 from ..db.values import check_statement_size, now_ms, reject_unstorable_text
-from ..runtime.fastpath import execute
+from ..runtime.failures import is_foreign_key_violation
+from ..runtime.fastpath import execute, pipeline
 
 THREAD_DIRECTORY = "langgraph"
 THREAD_TITLE = "LangGraph thread"
@@ -146,6 +147,19 @@ def put_writes(conn: Connection, rows: list[dict[str, Any]], replace: bool, work
     check_keys(conn, {"thread_id": first["session_id"], "checkpoint_ns": first["checkpoint_ns"]})
     for row in rows:
         check_statement_size(conn, row, where=f"write {row['channel']!r} of task {row['task_id']!r}")
+    if not replace:
+        try:
+            # Sent together, with the commit, where the driver can: a thread that does not
+            # exist yet fails its writes' foreign key, and they go the long way below.
+            with pipeline(conn) as pipelined:
+                if pipelined:
+                    for row in rows:
+                        execute(conn, q.ADD_WRITE, row)
+            if pipelined:
+                return
+        except IntegrityError as exc:
+            if not is_foreign_key_violation(exc):
+                raise
     if execute(conn, q.THREAD_EXISTS, {"session_id": first["session_id"]}).first() is None:
         create_thread(conn, thread_row(first["session_id"], workspace_id, now_ms()))
     if replace:
