@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -86,3 +87,30 @@ def test_the_store_behaves_the_same_without_the_short_path() -> None:
     assert completed.returncode == 0, completed.stdout[-3000:]
     assert " passed" in completed.stdout
     assert " failed" not in completed.stdout
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_langgraph_saver_calls_take_the_short_path(backend: str, tmp_path: Path) -> None:
+    # Their checkpoints and writes are bytes, which sqlite3 and psycopg take and return as
+    # they are: a bytes type with a conversion would send every call through SQLAlchemy.
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from obsku_checkpoint_sqlite.langgraph import ObskuSaver
+    from tests.conftest import require_server
+
+    url = f"sqlite:///{tmp_path / 'saver.db'}" if backend == "sqlite" else require_server(backend)
+    with ObskuSaver.from_conn_string(url) as saver:
+        config = {"configurable": {"thread_id": f"t-{uuid.uuid4()}", "checkpoint_ns": ""}}
+        saved = saver.put(config, empty_checkpoint(), {"source": "loop", "step": 0}, {})  # creates the thread
+        seen, stop = through_sqlalchemy(saver._runner.engine)
+        try:
+            saved = saver.put(saved, empty_checkpoint(), {"source": "loop", "step": 1}, {})
+            saver.put_writes(saved, [("x", b"\x00bytes"), ("y", 2)], "task")
+            found = saver.get_tuple(saved)
+        finally:
+            stop()
+        listed = list(saver.list(config, limit=10))  # its writes of a page: an expanding IN, through SQLAlchemy
+    assert seen == []
+    assert found is not None
+    assert [(channel, value) for _, channel, value in found.pending_writes] == [("x", b"\x00bytes"), ("y", 2)]
+    assert len(listed) == 2

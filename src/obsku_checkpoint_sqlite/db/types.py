@@ -57,9 +57,11 @@ class Payload(TypeDecorator[str]):
 class Blob(TypeDecorator[bytes]):
     """Unbounded bytes for serialized payloads (LangGraph's checkpoints and writes).
 
-    MariaDB's ``BLOB`` stops at 64 KiB; ``LONGBLOB`` holds 4 GiB. On SQLite the driver
-    takes and returns ``bytes`` as they are, so no conversion runs there (and the
-    statements that bind them can take the short path of ``runtime.fastpath``).
+    MariaDB's ``BLOB`` stops at 64 KiB; ``LONGBLOB`` holds 4 GiB. sqlite3 and psycopg
+    take ``bytes`` (``bytearray``, ``memoryview``) and return ``bytes`` as they are, so no
+    conversion runs on them (and the statements that bind them can take the short path of
+    ``runtime.fastpath``); ``LargeBinary``'s would wrap each value in the driver's
+    ``Binary`` and copy each one read.
     """
 
     impl = LargeBinary
@@ -71,14 +73,18 @@ class Blob(TypeDecorator[bytes]):
         return dialect.type_descriptor(LargeBinary())
 
     def bind_processor(self, dialect: Dialect) -> Any:
-        if dialect.name == "sqlite":
+        if _takes_bytes_as_they_are(dialect):
             return None
         return super().bind_processor(dialect)
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
-        if dialect.name == "sqlite":
+        if _takes_bytes_as_they_are(dialect):
             return None
         return super().result_processor(dialect, coltype)
+
+
+def _takes_bytes_as_they_are(dialect: Dialect) -> bool:
+    return dialect.name == "sqlite" or dialect.driver == "psycopg"
 
 
 def millis() -> TypeEngine[int]:
