@@ -115,3 +115,13 @@ def test_a_forked_child_starts_its_own_worker_threads() -> None:
         os._exit(0 if asyncio.run(call()) == "child" else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+async def test_one_caller_at_a_time_keeps_to_the_thread_parked_last() -> None:
+    # After a burst has started eight threads, calls made one after another all run on
+    # one warm thread rather than on each of the eight in turn.
+    workers = Workers(limit=8)
+    barrier = threading.Barrier(8, timeout=5)
+    await asyncio.gather(*(workers.run(barrier.wait) for _ in range(8)))
+    ran_on = {await workers.run(threading.get_ident) for _ in range(40)}
+    assert len(ran_on) == 1
