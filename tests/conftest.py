@@ -196,20 +196,23 @@ def scratch_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         yield f"sqlite:///{tmp_path / 'scratch.db'}"
         return
     pooled = backend == "postgresql-pgbouncer"
-    if pooled:
-        backend = "postgresql"
+    with server_database("postgresql" if pooled else backend, "obsku_scratch") as server_url:
+        scratch = server_url.render_as_string(hide_password=False)
+        yield through_pgbouncer(scratch) if pooled else scratch
+
+
+@contextmanager
+def server_database(backend: str, prefix: str) -> Iterator[URL]:
+    """A new, empty database named ``prefix`` and a random suffix on the ``backend`` server
+    (its URL as the tests give it), dropped on exit."""
     server = make_url(require_server(backend))
-    name = f"obsku_scratch_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(normalize_url(server, for_async=False), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {name}"))
     try:
-        scratch = server.set(database=name).render_as_string(hide_password=False)
-        yield through_pgbouncer(scratch) if pooled else scratch
+        yield server.set(database=name)
     finally:
         with admin.connect() as conn:
-            if backend == "postgresql":
-                conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-            else:
-                conn.execute(text(f"DROP DATABASE {name}"))
+            conn.execute(text(f"DROP DATABASE {name}" + (" WITH (FORCE)" if backend == "postgresql" else "")))
         admin.dispose()

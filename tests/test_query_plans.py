@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from obsku_checkpoint_sqlite.db import queries
 from obsku_checkpoint_sqlite.db.queries import checkpoints, messages, sessions
 from obsku_checkpoint_sqlite.db.values import now_ms
 from obsku_checkpoint_sqlite.runtime.urls import normalize_url
-from tests.conftest import require_server
+from tests.conftest import server_database
 
 # (name, statement, parameters, index that must serve it, whether it takes the first N
 # rows of an order). PostgreSQL may read a whole session through a bitmap index scan and
@@ -183,26 +184,30 @@ def test_sqlite_lookups_by_key_use_the_primary_key(
 
 @pytest.fixture(scope="module")
 def postgres_engine() -> Iterator[tuple[Engine, str]]:
-    server = require_server("postgresql")
-    name = f"obsku_plans_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalize_url(server, for_async=False), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    url = normalize_url(server, for_async=False).set(database=name)
-    try:
-        _migrate(url)
-        engine = create_engine(url)
+    with _postgres_database("obsku_plans") as engine:
         # Enough rows (100,000 in each table, 400 sessions) that reading one session by a
         # scan, even of the primary key in order, costs far more than its index.
         session_id = _seed_server_side(engine, POSTGRES_SESSIONS, ROWS_PER_SESSION)
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("ANALYZE"))
+        _analyze(engine)
         yield engine, session_id
-        engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-        admin.dispose()
+
+
+@contextmanager
+def _postgres_database(prefix: str) -> Iterator[Engine]:
+    """An engine on a new PostgreSQL database with the store's schema, dropped afterwards."""
+    with server_database("postgresql", prefix) as url:
+        blocking_url = normalize_url(url, for_async=False)
+        _migrate(blocking_url)
+        engine = create_engine(blocking_url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+
+def _analyze(engine: Engine) -> None:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE"))
 
 
 def _postgres_plan(engine: Engine, statement: Any, session_id: str, extra: dict[str, Any]) -> str:
@@ -262,15 +267,7 @@ MESSAGE_ORDERED: list[tuple[str, Any, dict[str, Any]]] = [
 
 @pytest.fixture(scope="module")
 def postgres_skewed_url() -> Iterator[str]:
-    server = require_server("postgresql")
-    name = f"obsku_skewed_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalize_url(server, for_async=False), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    url = normalize_url(server, for_async=False).set(database=name)
-    try:
-        _migrate(url)
-        engine = create_engine(url)
+    with _postgres_database("obsku_skewed") as engine:
         with engine.begin() as conn:
             conn.execute(text(
                 "INSERT INTO sessions (id, directory, created_at, updated_at) "
@@ -282,14 +279,8 @@ def postgres_skewed_url() -> Iterator[str]:
                 "SELECT 'heavy' || s, 'user', 'm', n FROM generate_series(1, :rows) AS n, "
                 "generate_series(1, :sessions) AS s ORDER BY n, s"
             ), {"rows": SKEWED_MESSAGES, "sessions": SKEWED_SESSIONS})  # fmt: skip
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("ANALYZE"))
-        engine.dispose()
-        yield url.set(drivername="postgresql").render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-        admin.dispose()
+        _analyze(engine)
+        yield engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _generic_plan(url: str, statement: Any, values: dict[str, Any]) -> str:
