@@ -120,9 +120,14 @@ class VectorCache:
 
 T = TypeVar("T")
 
-# Shortlists computed while a search waits for the server (``ops.memory_search``): NumPy's
-# matrix product releases the GIL, so it runs beside the round trip.
-_BACKGROUND = ThreadPoolExecutor(max_workers=2, thread_name_prefix="obsku-rank")
+
+def _background_threads() -> ThreadPoolExecutor:
+    # Shortlists computed while a search waits for the server (``ops.memory_search``):
+    # NumPy's matrix product releases the GIL, so it runs beside the round trip.
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="obsku-rank")
+
+
+_BACKGROUND = _background_threads()
 
 
 Pending = Future
@@ -148,7 +153,7 @@ def _start_over_in_child() -> None:
     # A forked child has none of its parent's threads: an executor that counts them would
     # queue work no thread takes, and a lock one of them held would never be released.
     global _BACKGROUND, _CACHES, _CACHES_LOCK
-    _BACKGROUND = ThreadPoolExecutor(max_workers=2, thread_name_prefix="obsku-rank")
+    _BACKGROUND = _background_threads()
     _CACHES = weakref.WeakKeyDictionary()
     _CACHES_LOCK = threading.Lock()
 
